@@ -1,0 +1,150 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Atomic file-system primitives: every write is temp file in the same directory + fsync + rename."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+
+CHUNK = 1024 * 1024
+
+
+class UnsafePathError(ValueError):
+    """A relative path that would leave its root (absolute, `..`, empty)."""
+
+
+def check_relpath(rel: str) -> str:
+    """Return `rel` if it is a safe POSIX path relative to a root, else raise UnsafePathError."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel:
+        raise UnsafePathError("unsafe path %r: paths must be relative, POSIX, non-empty" % (rel,))
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafePathError("unsafe path %r: '.', '..' and empty segments are refused" % (rel,))
+    return rel
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_beside(path: str):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    return fd, tmp
+
+
+def _finish(tmp: str, path: str, mode: int | None) -> None:
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def atomic_write_bytes(path: str, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `path` so that readers see the old or the new content, never a mix.
+
+    Without `mode`, an existing file keeps its mode and a new one gets 0644.
+    """
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o644
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _finish(tmp, path, mode)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def atomic_write_json(path: str, obj, mode: int | None = None) -> None:
+    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    atomic_write_bytes(path, data, mode)
+
+
+def read_json(path: str, what: str):
+    """Load JSON from `path`; raise ValueError naming `what` and the next step when it is corrupt."""
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            "%s %s is not valid JSON (%s); inspect it, move it aside and re-run" % (what, path, exc)
+        ) from exc
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_file_atomic(src: str, dst: str, mode: int | None = None) -> str:
+    """Copy `src` to `dst` atomically, hashing while copying; return the SHA-256 of what was written.
+
+    The copy keeps the source's mode unless `mode` is given.
+    """
+    if mode is None:
+        mode = stat.S_IMODE(os.stat(src).st_mode)
+    digest = hashlib.sha256()
+    fd, tmp = _temp_beside(dst)
+    try:
+        with open(src, "rb") as source, os.fdopen(fd, "wb") as target:
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                digest.update(chunk)
+                target.write(chunk)
+            target.flush()
+            os.fsync(target.fileno())
+        _finish(tmp, dst, mode)
+    except BaseException:
+        _discard(tmp)
+        raise
+    return digest.hexdigest()
+
+
+def remove_path(path: str) -> bool:
+    """Remove a file, symlink or directory tree; return whether anything was there."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+        return True
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+        return True
+    return False
+
+
+def prune_empty_dirs(root: str, start: str) -> None:
+    """Remove empty directories from `start` upwards, stopping at (and keeping) `root`."""
+    root = os.path.abspath(root)
+    current = os.path.abspath(start)
+    while current.startswith(root + os.sep):
+        try:
+            os.rmdir(current)
+        except OSError:
+            return
+        current = os.path.dirname(current)
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Manifests: {relative POSIX path: sha256} of a tree, built in one pass, compared both ways."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
+    UnsafePathError,
+    check_relpath,
+    read_json,
+    sha256_file,
+)
+
+# Never part of an installation (SPEC 2.2).
+IGNORE = ("__pycache__", "*.pyc", ".DS_Store", ".pytest_cache", ".mypy_cache")
+
+Manifest = Dict[str, str]
+
+
+class ManifestDiff(NamedTuple):
+    missing: List[str]
+    changed: List[str]
+    extra: List[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.changed or self.extra)
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "missing": self.missing,
+            "changed": self.changed,
+            "extra": self.extra,
+            "counts": {"missing": len(self.missing), "changed": len(self.changed), "extra": len(self.extra)},
+        }
+
+
+def ignored(name: str, ignore: Iterable[str] = IGNORE) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in ignore)
+
+
+def walk_files(root: str, ignore: Iterable[str] = IGNORE) -> Iterator[Tuple[str, str]]:
+    """Yield (relative POSIX path, absolute path) of every regular file below `root`, sorted.
+
+    Symlinks are followed only when they stay inside `root`; one that points outside is refused,
+    because copying or hashing it would read (or later write) outside the tree.
+    """
+    root = os.path.abspath(root)
+    real_root = os.path.realpath(root)
+    ignore = tuple(ignore)
+    for current, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not ignored(d, ignore))
+        for name in list(dirs) + sorted(files):
+            path = os.path.join(current, name)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if target != real_root and not target.startswith(real_root + os.sep):
+                    raise UnsafePathError(
+                        "symlink %s points outside %s (to %s); replace it with a regular file "
+                        "or remove it" % (path, root, target)
+                    )
+                if os.path.isdir(path):
+                    dirs.remove(name)  # never walk a tree twice through a link to it
+                    continue
+        for name in sorted(files):
+            if ignored(name, ignore):
+                continue
+            path = os.path.join(current, name)
+            if os.path.isfile(path):
+                yield os.path.relpath(path, root).replace(os.sep, "/"), path
+
+
+def build_manifest(root: str, ignore: Iterable[str] = IGNORE, prefix: str = "") -> Manifest:
+    """Hash every file below `root`; keys are `prefix` + relative path. A missing root is empty."""
+    if not os.path.isdir(root):
+        return {}
+    return {prefix + rel: sha256_file(path) for rel, path in walk_files(root, ignore)}
+
+
+def validate_manifest(files: object, source: str) -> Manifest:
+    """Check the shape and every path of a manifest's `files` mapping; raise ValueError if unsafe."""
+    if not isinstance(files, dict):
+        raise ValueError("manifest %s has no 'files' mapping; it is corrupt — use another backup" % source)
+    for rel, digest in files.items():
+        try:
+            check_relpath(rel)
+        except UnsafePathError as exc:
+            raise ValueError("manifest %s: %s; the manifest is corrupt or tampered with" % (source, exc)) from exc
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ValueError("manifest %s: entry %r has no sha256 digest; it is corrupt" % (source, rel))
+    return dict(files)
+
+
+def load_manifest(path: str) -> dict:
+    """Read a MANIFEST.json-style document ({"files": {...}, ...}) and validate every entry."""
+    if not os.path.isfile(path):
+        raise ValueError("manifest %s does not exist; the backup is incomplete — use another backup" % path)
+    document = read_json(path, "manifest")
+    if not isinstance(document, dict):
+        raise ValueError("manifest %s is not a JSON object; it is corrupt — use another backup" % path)
+    document["files"] = validate_manifest(document.get("files"), path)
+    return document
+
+
+def compare(expected: Manifest, actual: Manifest) -> ManifestDiff:
+    """What `actual` lacks, holds differently, or holds in addition, relative to `expected`."""
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    changed = sorted(rel for rel in set(expected) & set(actual) if expected[rel] != actual[rel])
+    return ManifestDiff(missing, changed, extra)
+
+
+def compare_tree(root: str, expected: Manifest, only: Optional[Iterable[str]] = None) -> ManifestDiff:
+    """Compare the tree at `root` with `expected`; with `only`, just those relative paths (no extras)."""
+    if only is None:
+        return compare(expected, build_manifest(root))
+    actual = {}
+    for rel in only:
+        path = os.path.join(root, check_relpath(rel))
+        if os.path.isfile(path):
+            actual[rel] = sha256_file(path)
+    return compare({rel: expected[rel] for rel in only if rel in expected}, actual)
