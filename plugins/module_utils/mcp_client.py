@@ -390,14 +390,20 @@ def _smoke_items(smoke_calls: Iterable[Any]) -> List[Tuple[str, Dict[str, Any]]]
     return items
 
 
+def empty_result(transport: str, error: Optional[str] = None) -> Dict[str, Any]:
+    """A health result with nothing learned yet (unhealthy when ``error`` is given)."""
+    return {"healthy": False, "transport": transport, "server_name": None,
+            "server_version": None, "protocol_version": None, "tools": [], "missing_tools": [],
+            "tool_count": 0, "response_time_ms": None, "smoke_results": {},
+            "errors": [error] if error else []}
+
+
 def probe(transport: str, url: Optional[str] = None, command: Optional[Sequence[str]] = None,
           cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, timeout: float = 60.0,
           expected_tools: Iterable[str] = (), min_tools: int = 1, smoke_calls: Iterable[Any] = (),
           log_hint: str = "the server log") -> Dict[str, Any]:
     """Handshake, list tools, run smoke calls; return the health result (never raises McpError)."""
-    result = {"healthy": False, "transport": transport, "server_name": None, "server_version": None,
-              "protocol_version": None, "tools": [], "missing_tools": [], "tool_count": 0,
-              "response_time_ms": None, "smoke_results": {}, "errors": []}  # type: Dict[str, Any]
+    result = empty_result(transport)
     errors = result["errors"]  # type: List[str]
     deadline = Deadline(timeout)
     conn = None  # type: Any

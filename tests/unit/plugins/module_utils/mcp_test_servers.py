@@ -8,10 +8,57 @@
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
 import sys
 import time
+from typing import Iterator, List
 
-TOOLS = ("current_date", "echo", "get_server_info", "broken")
+TOOLS = ("broken", "current_date", "echo", "get_server_info", "whoami")
+SCRIPT = os.path.abspath(__file__)
+REPO = os.path.abspath(os.path.join(os.path.dirname(SCRIPT), "..", "..", "..", ".."))
+VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def command(mode: str, *args: str) -> List[str]:
+    """argv running this script in ``mode`` with the dev venv (which has the mcp SDK)."""
+    return [VENV_PYTHON, SCRIPT, mode, *args]
+
+
+def wait_port(port: int, proc: "subprocess.Popen[bytes]", timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("test server exited with %s" % proc.returncode)
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("test server did not listen on %d within %s s" % (port, timeout))
+
+
+@contextlib.contextmanager
+def http_server(mode: str = "mcp-http") -> Iterator[str]:
+    """Run a real MCP server on a free loopback port; yield its url; always stop and reap it."""
+    port = free_port()
+    proc = subprocess.Popen(command(mode, str(port)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        yield "http://127.0.0.1:%d/mcp" % port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def build_server():  # type: ignore[no-untyped-def]
@@ -33,6 +80,12 @@ def build_server():  # type: ignore[no-untyped-def]
     def echo(text: str) -> str:
         """Return the text."""
         return text
+
+    @server.tool()
+    def whoami() -> dict:
+        """Where and with which PYTHONPATH / PRAXIS_TEST_VAR the server runs."""
+        return {"cwd": os.getcwd(), "pythonpath": os.environ.get("PYTHONPATH", ""),
+                "var": os.environ.get("PRAXIS_TEST_VAR", "")}
 
     @server.tool()
     def broken() -> str:
