@@ -1,0 +1,153 @@
+"""praxis_health run in-process (patch_module_args) against real MCP servers on loopback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from typing import Any, Dict, Iterator
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.praxis.upgrade.plugins.modules import praxis_health
+from tests.unit.plugins.module_utils import mcp_test_servers as ts
+
+
+def run_module(capsys: Any, **args: Any) -> Dict[str, Any]:
+    with patch_module_args(args), pytest.raises(SystemExit):
+        praxis_health.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with ts.http_server("mcp-http") as server_url:
+        yield server_url
+
+
+@pytest.fixture()
+def home(tmp_path: Any) -> Any:
+    path = tmp_path / "project" / ".praxis-os"
+    path.mkdir(parents=True)
+    return path
+
+
+def test_healthy_by_url(capsys: Any, url: str) -> None:
+    result = run_module(capsys, url=url, expected_tools=["get_server_info", "echo"], min_tools=2,
+                        smoke_calls=["get_server_info", {"name": "echo", "arguments": {"text": "x"}}], timeout=10)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False
+    assert result["healthy"] is True
+    assert result["tools"] == sorted(ts.TOOLS) and result["tool_count"] == len(ts.TOOLS)
+    assert result["missing_tools"] == [] and result["errors"] == []
+    assert (result["server_name"], result["server_version"], result["protocol_version"]) == (
+        "test-praxis", "9.8.7", "2025-06-18")
+    assert result["url"] == url and result["pid"] is None and result["transport"] == "http"
+    assert result["attempts"] == 1 and result["response_time_ms"] >= 0
+    assert result["smoke_results"]["echo"]["text"] == "x"
+
+
+def test_check_mode_still_probes(capsys: Any, url: str) -> None:
+    result = run_module(capsys, url=url, timeout=10, _ansible_check_mode=True)
+    assert result["healthy"] is True and result["changed"] is False and result["tool_count"] == len(ts.TOOLS)
+
+
+def test_missing_expected_tool_fails_naming_it(capsys: Any, url: str) -> None:
+    result = run_module(capsys, url=url, expected_tools=["get_server_info", "search_standards"], timeout=10)
+    assert result["failed"] is True
+    assert result["healthy"] is False and result["missing_tools"] == ["search_standards"]
+    assert result["msg"].startswith("MCP server at %s is unhealthy after 1 attempt(s): missing tools: "
+                                    "search_standards" % url)
+    assert "Next: check the server log and run the probe again." in result["msg"]
+
+
+def test_unhealthy_without_failing(capsys: Any, url: str) -> None:
+    result = run_module(capsys, url=url, smoke_calls=["broken"], fail_on_unhealthy=False, timeout=10)
+    assert not result.get("failed")
+    assert result["healthy"] is False
+    assert result["errors"] == ["call broken returned an error: Error executing tool broken"]
+
+
+def test_discovers_url_and_pid_from_state_file(capsys: Any, url: str, home: Any) -> None:
+    owner = subprocess.Popen(["sleep", "60"], cwd=str(home.parent))  # stands in for this project's server pid
+    try:
+        (home / ".mcp_server_state.json").write_text(json.dumps({"pid": owner.pid, "url": url}))
+        result = run_module(capsys, praxis_home=str(home), timeout=10)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert result["healthy"] is True, result.get("msg")
+    assert (result["url"], result["pid"]) == (url, owner.pid)
+
+
+def test_stale_state_file_fails_with_next_step(capsys: Any, home: Any) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (home / ".mcp_server_state.json").write_text(json.dumps({"pid": dead.pid, "url": "http://127.0.0.1:1/mcp"}))
+    result = run_module(capsys, praxis_home=str(home), timeout=5)
+    assert result["failed"] is True and result["pid"] == dead.pid and result["url"] is None
+    assert "names pid %d which is not running (stale after a crash)" % dead.pid in result["msg"]
+    assert result["msg"].endswith("Next: check %s and run the probe again." % (home / ".cache" / "mcp_server.log"))
+
+
+def test_stdio_installed_layout_with_server_env(capsys: Any, home: Any) -> None:
+    """Default stdio command of an installation: <home>/venv/bin/python -m mcp_server, cwd project, PYTHONPATH home."""
+    (home / "venv" / "bin").mkdir(parents=True)
+    python = home / "venv" / "bin" / "python"
+    python.write_text('#!/bin/sh\nexec %s "$@"\n' % ts.VENV_PYTHON)  # the dev venv stands in for the install's
+    python.chmod(0o755)
+    (home / "mcp_server").mkdir()
+    (home / "mcp_server" / "__init__.py").write_text("")
+    (home / "mcp_server" / "__main__.py").write_text(
+        "import runpy, sys\nassert sys.argv[1:] == ['--transport', 'stdio'], sys.argv\n"
+        "sys.argv = [%r, 'mcp-stdio']\nrunpy.run_path(%r, run_name='__main__')\n" % (ts.SCRIPT, ts.SCRIPT))
+    result = run_module(capsys, transport="stdio", praxis_home=str(home), env={"PRAXIS_TEST_VAR": "from-operator"},
+                        smoke_calls=["whoami"], expected_tools=["whoami"], timeout=20)
+    assert result["healthy"] is True, result.get("msg")
+    assert result["url"] is None and result["transport"] == "stdio"
+    assert json.loads(result["smoke_results"]["whoami"]["text"]) == {
+        "cwd": str(home.parent), "pythonpath": str(home), "var": "from-operator"}
+
+
+def test_stdio_command_override_crash(capsys: Any) -> None:
+    result = run_module(capsys, transport="stdio", command=ts.command("crash"), timeout=10)
+    assert result["failed"] is True
+    assert "server process exited with code 1 before answering" in result["msg"]
+    assert result["msg"].endswith("Next: run `%s` by hand in %s to see its full output." % (
+        " ".join(ts.command("crash")), os.getcwd()))
+    assert result["msg"].startswith("MCP server at `%s` is unhealthy" % " ".join(ts.command("crash")))
+
+
+def test_retries_until_a_restarted_server_answers(capsys: Any) -> None:
+    port = ts.free_port()
+    server = subprocess.Popen(ts.command("mcp-http", str(port)), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # not listening yet: the first attempts are refused
+    try:
+        result = run_module(capsys, url="http://127.0.0.1:%d/mcp" % port, retries=100, retry_delay=0.1,
+                            timeout=30)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result["healthy"] is True, result.get("msg")
+    assert result["attempts"] > 1
+
+
+def test_retries_stop_at_the_limit(capsys: Any) -> None:
+    started = time.monotonic()
+    result = run_module(capsys, url="http://127.0.0.1:%d/mcp" % ts.free_port(), retries=2, retry_delay=0.1,
+                        timeout=10)
+    assert result["failed"] is True and result["attempts"] == 3
+    assert "is unhealthy after 3 attempt(s): cannot reach" in result["msg"]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({}, "transport is http but any of the following are missing: url, praxis_home"),
+    ({"transport": "stdio"}, "transport is stdio but any of the following are missing: command, praxis_home"),
+    ({"url": "http://127.0.0.1:1/mcp", "smoke_calls": [{"arguments": {}}]}, "is neither a tool name nor a dict"),
+])
+def test_bad_arguments(capsys: Any, args: Dict[str, Any], expected: str) -> None:
+    result = run_module(capsys, **args)
+    assert result["failed"] is True
+    assert expected in result["msg"]
