@@ -1,0 +1,418 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: praxis_state
+short_description: Start, resume, record and finish a prAxIs OS upgrade session (state file and lock)
+version_added: "1.0.0"
+description:
+  - Keeps the session state of an upgrade in C(<praxis_home>/.cache/facts.d/praxis_upgrade.fact)
+    (JSON, written atomically; read back by M(ansible.builtin.setup) as C(ansible_local.praxis_upgrade))
+    and the upgrade lock C(<praxis_home>/.upgrade-lock).
+  - O(state=started) takes the lock (created exclusively) and starts a session, or resumes the
+    interrupted C(in_progress) session when it targets the same commit. A stale lock (its session is
+    recorded as finished, or older than O(lock_stale_after)) is taken over and reported; a live lock
+    of another session fails the task with who holds it and since when.
+  - O(state=phase_done) records a completed phase with its evidence and timing.
+  - O(state=completed), O(state=failed) and O(state=rolled_back) close the session and release the lock.
+author:
+  - praxis.upgrade contributors
+options:
+  praxis_home:
+    description: Path of the installation's C(.praxis-os) directory.
+    type: path
+    required: true
+  state:
+    description: What to record.
+    type: str
+    choices: [started, phase_done, completed, failed, rolled_back]
+    required: true
+  session_id:
+    description:
+      - Session to act on. With O(state=started) and no interrupted session, the id of the new session
+        (generated as C(YYYYMMDDTHHMMSSZ-<6 hex>) when omitted).
+      - For the other states it must match the recorded session when given.
+    type: str
+  run_id:
+    description: Controller run id shared by every host of one C(ansible-playbook) run.
+    type: str
+  installed_commit:
+    description: Commit installed before the upgrade (recorded in a new session).
+    type: str
+  target_commit:
+    description: Commit the upgrade installs. Required with O(state=started).
+    type: str
+  target_describe:
+    description: C(git describe) of the target commit.
+    type: str
+  source_path:
+    description: Controller path of the source checkout (recorded only).
+    type: str
+  controller:
+    description:
+      - Who drives the upgrade, for example C(user@controller-host). Recorded in the lock and the session.
+      - An interrupted session is resumed only from the same controller while its lock is live.
+    type: str
+  host:
+    description: Name of the target recorded in the lock; defaults to the target's host name.
+    type: str
+  phase:
+    description: Phase completed, for O(state=phase_done).
+    type: str
+    choices: [preflight, backup, content, server, validate, cleanup]
+  evidence:
+    description: What proves the phase (counts, paths, checksums), stored with it.
+    type: dict
+    default: {}
+  phase_started_at:
+    description: UTC ISO-8601 start of the phase, to record its duration.
+    type: str
+  reason:
+    description: Why the session ended this way (recorded with final states).
+    type: str
+  backup_path:
+    description: Absolute path of the backup of this session, recorded when given.
+    type: path
+  lock_stale_after:
+    description: Age in seconds after which a lock is stale (C(praxis_lock_stale_after)).
+    type: int
+    default: 86400
+  break_lock:
+    description: Take the lock even when another live session holds it, or when it is corrupt.
+    type: bool
+    default: false
+  release_lock:
+    description:
+      - Release the lock (only if it belongs to this session).
+      - Defaults to true for O(state=completed), O(state=failed) and O(state=rolled_back), false otherwise.
+    type: bool
+attributes:
+  check_mode:
+    support: full
+    details: Computes the session, lock decision and diff without writing anything.
+  diff_mode:
+    support: full
+    details: Shows the state document before and after.
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Start (or resume) the upgrade session and take the lock
+  praxis.upgrade.praxis_state:
+    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
+    state: started
+    run_id: "{{ praxis_run_id }}"
+    installed_commit: "{{ preflight.installed_commit }}"
+    target_commit: "{{ source.commit }}"
+    target_describe: "{{ source.describe }}"
+    controller: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
+    lock_stale_after: "{{ praxis_lock_stale_after }}"
+    break_lock: "{{ praxis_break_lock }}"
+  register: session
+
+- name: Record the backup phase
+  praxis.upgrade.praxis_state:
+    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
+    state: phase_done
+    session_id: "{{ session.session_id }}"
+    phase: backup
+    phase_started_at: "{{ backup_started_at }}"
+    backup_path: "{{ backup.path }}"
+    evidence:
+      files: "{{ backup.file_count }}"
+
+- name: Close the session as rolled back
+  praxis.upgrade.praxis_state:
+    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
+    state: rolled_back
+    session_id: "{{ session.session_id }}"
+    reason: "content phase failed: {{ ansible_failed_result.msg | default('unknown') }}"
+"""
+
+RETURN = r"""
+session:
+  description: The whole session state document after the change (what would be written in check mode).
+  returned: always
+  type: dict
+session_id:
+  description: Id of the session acted on.
+  returned: always
+  type: str
+  sample: 20261124T101500Z-3f9a1c
+resumed:
+  description: Whether O(state=started) resumed an interrupted session instead of starting one.
+  returned: always
+  type: bool
+lock_taken_over:
+  description: Previous owner of a stale (or broken) lock that was taken over, else null.
+  returned: always
+  type: dict
+lock_action:
+  description:
+    - What happened to the lock, one of C(acquired), C(ours) (already held by this session),
+      C(taken_over), C(released), C(kept) (not ours, or release not asked) or C(none) (no lock).
+  returned: always
+  type: str
+next_phase:
+  description: First phase not yet completed, or null when all are.
+  returned: always
+  type: str
+lock:
+  description: Owner of the lock (C(session_id), C(run_id), C(started_at), C(controller), C(host),
+    C(target_commit)) that blocked this session.
+  returned: when a lock held by another session makes the task fail
+  type: dict
+"""
+
+import copy
+import os
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
+from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
+
+FINAL = ("completed", "failed", "rolled_back")
+
+
+def _same(before, after):
+    """Equal apart from the `updated_at` stamp that every save refreshes."""
+    if before is None:
+        return False
+    strip = lambda doc: {k: v for k, v in doc.items() if k != "updated_at"}  # noqa: E731
+    return strip(before) == strip(after)
+
+
+class Session:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.home = self.p["praxis_home"]
+        self.facts = states.facts_path(self.home)
+        self.lock = locks.lock_path(self.home)
+        self.now = states.utc_now()
+        self.result = dict(changed=False, resumed=False, lock_taken_over=None, lock_action="none")
+
+    def fail(self, msg):
+        self.module.fail_json(msg=msg, **self.result)
+
+    def load(self):
+        try:
+            return states.load(self.facts)
+        except ValueError as exc:
+            self.fail(str(exc))
+
+    def check_session_id(self, before):
+        given = self.p["session_id"]
+        if given and before and given != before["session_id"]:
+            self.fail("session %s was asked for, but %s records session %s (%s); re-run the playbook without "
+                      "a session id, or inspect that file" % (given, self.facts, before["session_id"],
+                                                              before["status"]))
+
+    # --- started ---------------------------------------------------------------------------------
+    def started(self, before):
+        target = self.p["target_commit"]
+        if states.is_interrupted(before):
+            if before.get("target_commit") != target:
+                self.fail(states.interrupted_message(before, target, self.facts))
+            self.check_session_id(before)
+            after = copy.deepcopy(before)
+            for key in ("run_id", "controller", "host", "target_describe", "source_path"):
+                if self.p[key] is not None:
+                    after[key] = self.p[key]
+            self.result["resumed"] = True
+        else:
+            after = states.new_session(
+                target, installed_commit=self.p["installed_commit"], target_describe=self.p["target_describe"],
+                source_path=self.p["source_path"], controller=self.p["controller"], host=self.p["host"],
+                run_id=self.p["run_id"], session_id=self.p["session_id"], now=self.now)
+        owner = locks.make_owner(after["session_id"], target, self.p["controller"], self.p["host"],
+                                 self.p["run_id"], states.iso(self.now))
+        if self.module.check_mode:
+            action, previous = self.plan_lock(owner, before)
+        else:
+            action, previous = self.take_lock(owner, before)
+        self.result.update(lock_action=action, lock_taken_over=previous)
+        return after
+
+    def lock_args(self, before):
+        return dict(stale_after=self.p["lock_stale_after"], now=self.now, session_record=before,
+                    break_lock=self.p["break_lock"])
+
+    def take_lock(self, owner, before):
+        try:
+            return locks.acquire(self.lock, owner, **self.lock_args(before))
+        except locks.LockHeld as exc:
+            self.result["lock"] = exc.owner
+            self.fail(str(exc))
+        except (ValueError, OSError) as exc:
+            self.fail("cannot take the upgrade lock %s: %s" % (self.lock, exc))
+
+    def plan_lock(self, owner, before):
+        """What acquire() would do, without touching the lock."""
+        try:
+            current = locks.read_lock(self.lock)
+        except ValueError as exc:
+            if not self.p["break_lock"]:
+                self.fail(str(exc))
+            return "taken_over", {"corrupt": True}
+        status, reason = locks.lock_status(current, owner["session_id"], owner["controller"],
+                                           self.p["lock_stale_after"], self.now, before)
+        if status == "foreign" and not self.p["break_lock"]:
+            self.result["lock"] = current
+            self.fail(locks.held_message(self.lock, current, reason))
+        return {"free": ("acquired", None), "ours": ("ours", None)}.get(status, ("taken_over", current))
+
+    # --- phase_done ------------------------------------------------------------------------------
+    def phase_done(self, before):
+        if before is None:
+            self.fail("no upgrade session is recorded in %s; start one with state=started first" % self.facts)
+        self.check_session_id(before)
+        if before["status"] != "in_progress":
+            self.fail("session %s in %s is already %s; start a new session with state=started"
+                      % (before["session_id"], self.facts, before["status"]))
+        self.check_lock_not_lost(before["session_id"])
+        try:
+            after = states.mark_phase(before, self.p["phase"], self.p["evidence"], self.p["phase_started_at"],
+                                      now=self.now)
+        except ValueError as exc:
+            self.fail("cannot record phase %s: %s; pass phase_started_at as UTC ISO-8601 like 2026-11-24T10:15:00Z"
+                      % (self.p["phase"], exc))
+        if self.p["backup_path"]:
+            after["backup_path"] = self.p["backup_path"]
+        return after
+
+    def check_lock_not_lost(self, session_id):
+        try:
+            current = locks.read_lock(self.lock)
+        except ValueError as exc:
+            self.fail(str(exc))
+        if current is not None and current.get("session_id") != session_id:
+            self.result["lock"] = current
+            self.fail("session %s no longer holds the upgrade lock %s: it is held by %s (it was broken or taken "
+                      "over); stop this run and check what the other session did before re-running"
+                      % (session_id, self.lock, locks.describe_owner(current)))
+
+    # --- final states ----------------------------------------------------------------------------
+    def final(self, before):
+        status = self.p["state"]
+        given = self.p["session_id"]
+        if before is None or (given and given != before["session_id"] and before["status"] in FINAL):
+            # Nothing recorded yet (e.g. a rollback of a named backup): record a session for it.
+            fresh = states.new_session(
+                self.p["target_commit"], installed_commit=self.p["installed_commit"],
+                target_describe=self.p["target_describe"], source_path=self.p["source_path"],
+                controller=self.p["controller"], host=self.p["host"], run_id=self.p["run_id"],
+                session_id=given, now=self.now)
+            after = states.finish(fresh, status, self.p["reason"], now=self.now)
+        else:
+            self.check_session_id(before)
+            if before["status"] == status and self.p["reason"] in (None, before.get("reason")):
+                after = copy.deepcopy(before)  # already closed this way: nothing to do
+            else:
+                after = states.finish(before, status, self.p["reason"], now=self.now)
+        if self.p["backup_path"]:
+            after["backup_path"] = self.p["backup_path"]
+        return after
+
+    def release(self, session_id):
+        try:
+            current = locks.read_lock(self.lock)
+        except ValueError as exc:
+            self.module.warn("the upgrade lock was not released: %s" % exc)
+            return "kept"
+        if current is None:
+            return "none"
+        if current.get("session_id") != session_id:
+            self.module.warn("the upgrade lock %s is held by %s, not by session %s; it was left in place"
+                             % (self.lock, locks.describe_owner(current), session_id))
+            return "kept"
+        if not self.module.check_mode:
+            locks.release(self.lock, session_id)
+        return "released"
+
+    # --- driver ----------------------------------------------------------------------------------
+    def run(self):
+        if not os.path.isdir(self.home):
+            self.fail("installation directory %s does not exist; check praxis_project_dir and praxis_home_name"
+                      % self.home)
+        before = self.load()
+        kind = self.p["state"]
+        if kind == "started":
+            after = self.started(before)
+        elif kind == "phase_done":
+            after = self.phase_done(before)
+        else:
+            after = self.final(before)
+        diff_before = before
+        lock_changed = self.result["lock_action"] in ("acquired", "taken_over")
+
+        release = self.p["release_lock"]
+        if release is None:
+            release = kind in FINAL
+        state_changed = not _same(diff_before, after)
+        if state_changed and not self.module.check_mode:
+            try:
+                after = states.save(self.facts, after, now=self.now)
+            except OSError as exc:
+                if kind == "started" and self.result["lock_action"] == "acquired":
+                    locks.release(self.lock, after["session_id"])
+                self.fail("cannot write the session state %s: %s; check free space and permissions of %s"
+                          % (self.facts, exc, self.home))
+        if release:
+            action = self.release(after["session_id"])
+            self.result["lock_action"] = action
+            lock_changed = lock_changed or action == "released"
+        self.result.update(
+            changed=state_changed or lock_changed,
+            session=after,
+            session_id=after["session_id"],
+            next_phase=states.next_phase(after),
+        )
+        if self.module._diff:
+            self.result["diff"] = dict(before=diff_before or {}, after=after,
+                                       before_header=self.facts, after_header=self.facts)
+        self.module.exit_json(**self.result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            praxis_home=dict(type="path", required=True),
+            state=dict(type="str", required=True,
+                       choices=["started", "phase_done", "completed", "failed", "rolled_back"]),
+            session_id=dict(type="str"),
+            run_id=dict(type="str"),
+            installed_commit=dict(type="str"),
+            target_commit=dict(type="str"),
+            target_describe=dict(type="str"),
+            source_path=dict(type="str"),
+            controller=dict(type="str"),
+            host=dict(type="str"),
+            phase=dict(type="str", choices=list(states.PHASES)),
+            evidence=dict(type="dict", default={}),
+            phase_started_at=dict(type="str"),
+            reason=dict(type="str"),
+            backup_path=dict(type="path"),
+            lock_stale_after=dict(type="int", default=locks.DEFAULT_STALE_AFTER),
+            break_lock=dict(type="bool", default=False),
+            release_lock=dict(type="bool"),
+        ),
+        required_if=[("state", "started", ("target_commit",)), ("state", "phase_done", ("phase",))],
+        supports_check_mode=True,
+    )
+    if module.params["host"] is None:
+        module.params["host"] = socket.gethostname()
+    Session(module).run()
+
+
+if __name__ == "__main__":
+    main()
