@@ -1,0 +1,468 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: praxis_server
+short_description: Swap, install dependencies for, and stop/start/restart a prAxIs OS MCP server
+version_added: "1.0.0"
+description:
+  - The server phase of a prAxIs OS upgrade and the server steps of a rollback, on the target.
+  - O(action=swap) stages the new C(mcp_server/) beside the live one (every file verified against the
+    manifest), then swaps it in with two renames journalled in the session facts file; an interrupted
+    swap is finished or undone from that journal first (O(action=recover) does only that).
+  - O(action=deps) runs C(pip install -r mcp_server/requirements.txt) in the installation's venv unless
+    the requirements file is unchanged and every requirement is already installed.
+  - O(action=restart), O(action=stop) and O(action=start) act per server mode (C(none), C(process),
+    C(systemd)); C(auto) resolves to C(systemd) when O(systemd_unit) is set, else C(process) when the
+    state file names a live server of this project, else C(none).
+  - A pid is signalled only when the state file names it, it is alive, it runs C(mcp_server) and it
+    belongs to this project (cwd or C(PYTHONPATH)); servers are never looked up by name.
+  - After a (re)start the module waits for a fresh state file and a healthy MCP handshake.
+author:
+  - praxis.upgrade contributors
+options:
+  praxis_home:
+    description: The installation's C(.praxis-os) directory.
+    type: path
+    required: true
+  project_dir:
+    description: The project directory (parent of O(praxis_home)); the server runs with it as cwd.
+    type: path
+    required: true
+  action:
+    description: What to do.
+    type: str
+    choices: [swap, deps, restart, stop, start, recover]
+    required: true
+  source_dir:
+    description: The unpacked source checkout on the target; its C(mcp_server/) is swapped in (O(action=swap)).
+    type: path
+  manifest:
+    description:
+      - Source manifest C({relative path: sha256}); entries under C(mcp_server/) are used (O(action=swap)).
+    type: dict
+  session_id:
+    description: Upgrade session id; names the staged C(mcp_server.new-<id>) and C(mcp_server.old-<id>) trees.
+    type: str
+  state_file:
+    description: Session facts file holding the swap journal.
+    type: path
+  previous_requirements_sha256:
+    description: SHA-256 of C(mcp_server/requirements.txt) before the upgrade (O(action=deps)).
+    type: str
+  pip_args:
+    description: Extra C(pip install) arguments, e.g. C([--no-index, --find-links, /srv/wheels]).
+    type: list
+    elements: str
+    default: []
+  pip_timeout:
+    description: Seconds pip may run before it is killed and the task fails.
+    type: float
+    default: 900
+  post_install_commands:
+    description:
+      - Optional argv lists run after pip (cwd = project); a failure is a warning, never fatal.
+    type: list
+    elements: raw
+    default: []
+  mode:
+    description: Server mode (C(praxis_server_mode)); pass the resolved RV(mode) of O(action=stop) to O(action=start).
+    type: str
+    choices: [auto, none, process, systemd]
+    default: auto
+  systemd_unit:
+    description: systemd unit running the server (C(praxis_systemd_unit)).
+    type: str
+  systemd_scope:
+    description: C(system) units use C(systemctl), C(user) units C(systemctl --user).
+    type: str
+    choices: [system, user]
+    default: system
+  server_env:
+    description: Environment for every server start (C(praxis_server_env)), e.g. C(HF_HOME), API keys.
+    type: dict
+    default: {}
+  timeout:
+    description: Seconds to wait for a fresh state file and a healthy handshake after a (re)start.
+    type: float
+    default: 90
+  stop_timeouts:
+    description: Seconds to wait after SIGINT, SIGTERM and SIGKILL respectively.
+    type: list
+    elements: float
+    default: [10, 10, 5]
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be swapped, installed, stopped or started, and changes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Linux (reads C(/proc)).
+notes:
+  - The server is started detached (own session) in http mode, with its log appended to
+    C(<praxis_home>/.cache/mcp_server.log); RV(log_offset) lets a validation scan only new lines.
+"""
+
+EXAMPLES = r"""
+- name: Swap in the new server tree
+  praxis.upgrade.praxis_server:
+    praxis_home: /srv/app/.praxis-os
+    project_dir: /srv/app
+    action: swap
+    source_dir: /srv/app/.praxis-os/.cache/upgrade/src
+    manifest: "{{ praxis_source_result.manifest }}"
+    session_id: "{{ praxis_session_id }}"
+
+- name: Install dependencies offline when requirements changed
+  praxis.upgrade.praxis_server:
+    praxis_home: /srv/app/.praxis-os
+    project_dir: /srv/app
+    action: deps
+    previous_requirements_sha256: "{{ praxis_preflight.requirements_sha256 }}"
+    pip_args: [--no-index, --find-links, /srv/wheels]
+
+- name: Restart per server mode and wait for health
+  praxis.upgrade.praxis_server:
+    praxis_home: /srv/app/.praxis-os
+    project_dir: /srv/app
+    action: restart
+    mode: "{{ praxis_server_mode }}"
+    systemd_unit: "{{ praxis_systemd_unit | default(omit) }}"
+    server_env: "{{ praxis_server_env }}"
+    timeout: "{{ praxis_health_timeout }}"
+  register: praxis_restart
+
+- name: Rollback - stop the server, later start it again in the same mode
+  praxis.upgrade.praxis_server:
+    praxis_home: /srv/app/.praxis-os
+    project_dir: /srv/app
+    action: stop
+  register: praxis_stopped
+
+- name: Rollback - start
+  praxis.upgrade.praxis_server:
+    praxis_home: /srv/app/.praxis-os
+    project_dir: /srv/app
+    action: start
+    mode: "{{ praxis_stopped.mode }}"
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything was (or in check mode would be) changed.
+  returned: always
+  type: bool
+action:
+  description: The action performed.
+  returned: always
+  type: str
+mode:
+  description: Resolved server mode (C(none), C(process), C(systemd)); null for swap, deps and recover.
+  returned: always
+  type: str
+mode_reason:
+  description: Why that mode was chosen.
+  returned: always
+  type: str
+plan:
+  description: What was done, or in check mode what would be done, one sentence per step.
+  returned: always
+  type: list
+  elements: str
+pid_before:
+  description: Verified server pid (or systemd MainPID) before the action, else null.
+  returned: always
+  type: int
+pid_after:
+  description: Verified server pid after a start/restart (from the fresh state file), else null.
+  returned: always
+  type: int
+url:
+  description: MCP url of the (re)started server.
+  returned: always
+  type: str
+tools:
+  description: Tool names the (re)started server listed.
+  returned: always
+  type: list
+  elements: str
+log_file:
+  description: Server log of process mode.
+  returned: always
+  type: str
+log_offset:
+  description: Size of the log before the action; new lines start at this byte.
+  returned: always
+  type: int
+stopped_by:
+  description: Signal that stopped the old server (C(INT), C(TERM), C(KILL)), or null.
+  returned: always
+  type: str
+stop_duration_s:
+  description: Seconds the stop took.
+  returned: always
+  type: float
+swapped:
+  description: Whether the live C(mcp_server/) was replaced.
+  returned: always
+  type: bool
+swap:
+  description: Swap details - C(files), C(added), C(updated), C(removed) (paths relative to the installation).
+  returned: when action is swap
+  type: dict
+journal_recovered:
+  description: Whether an interrupted swap was finished or undone from the journal.
+  returned: always
+  type: bool
+recovery:
+  description: What the journal recovery did - C(action) (C(none), C(completed), C(undone)) and C(step).
+  returned: when action is swap or recover
+  type: dict
+pip_ran:
+  description: Whether pip install ran.
+  returned: always
+  type: bool
+pip_output_tail:
+  description: Last part of the pip output (also on failure).
+  returned: always
+  type: str
+deps:
+  description: Dependency decision - C(reason), C(requirements_sha256), C(unsatisfied), C(would_run_pip).
+  returned: when action is deps
+  type: dict
+duration_s:
+  description: Seconds the module took.
+  returned: always
+  type: float
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, serverops
+
+
+def _base(params):
+    log = procutil.log_path_for(params["praxis_home"])
+    return {"changed": False, "action": params["action"], "mode": None, "mode_reason": None, "plan": [],
+            "pid_before": None, "pid_after": None, "url": None, "tools": [], "log_file": log,
+            "log_offset": procutil.log_size(log), "stopped_by": None, "stop_duration_s": 0.0,
+            "swapped": False, "journal_recovered": False, "pip_ran": False, "pip_output_tail": ""}
+
+
+def do_swap(module, params, result):
+    swap = serverops.swap_server(params["praxis_home"], params["source_dir"], params["manifest"],
+                                 params["state_file"], params["session_id"], check=module.check_mode)
+    result.update(changed=swap["changed"], swapped=swap["swapped"], journal_recovered=swap["journal_recovered"],
+                  recovery=swap["recovery"],
+                  swap={k: swap[k] for k in ("files", "added", "updated", "removed")})
+    if swap["recovery"]["recovered"]:
+        result["plan"].append("%s the swap interrupted at step %s"
+                              % (swap["recovery"]["action"], swap["recovery"]["step"]))
+    counts = (len(swap["added"]), len(swap["updated"]), len(swap["removed"]))
+    if not any(counts):
+        result["plan"].append("mcp_server/ already matches the manifest (%d files)" % swap["files"])
+    else:
+        verb = "would swap" if module.check_mode else "swapped"
+        result["plan"].append("%s mcp_server/ (%d files: %d added, %d updated, %d removed)"
+                              % ((verb, swap["files"]) + counts))
+
+
+def do_recover(module, params, result):
+    recovery = serverops.recover_swap(params["praxis_home"], params["state_file"], check=module.check_mode)
+    result.update(changed=recovery["recovered"], journal_recovered=recovery["recovered"], recovery=recovery)
+    result["plan"].append("no interrupted swap in the journal" if not recovery["recovered"] else
+                          "%s the swap interrupted at step %s" % (recovery["action"], recovery["step"]))
+
+
+def do_deps(module, params, result):
+    try:
+        deps = serverops.ensure_dependencies(
+            params["praxis_home"], params["previous_requirements_sha256"], params["pip_args"],
+            check=module.check_mode, timeout=params["pip_timeout"],
+            post_install_commands=[[str(a) for a in c] for c in params["post_install_commands"]],
+            env=params["server_env"])
+    except serverops.DependencyError as exc:
+        result["pip_output_tail"] = exc.output_tail
+        raise
+    result.update(changed=deps["changed"], pip_ran=deps["pip_ran"], pip_output_tail=deps["pip_output_tail"],
+                  deps={k: deps[k] for k in ("reason", "requirements_sha256", "previous_requirements_sha256",
+                                             "unsatisfied", "would_run_pip", "duration_s")})
+    for warning in deps["warnings"]:
+        module.warn(warning)
+    if deps["would_run_pip"]:
+        result["plan"].append("%s pip install: %s" % ("would run" if module.check_mode else "ran", deps["reason"]))
+    else:
+        result["plan"].append("pip skipped: %s" % deps["reason"])
+
+
+def _resolve(params, result):
+    mode, reason = procutil.resolve_mode(params["mode"], params["systemd_unit"], params["praxis_home"])
+    result.update(mode=mode, mode_reason=reason)
+    return mode
+
+
+def _stop_process(module, params, result):
+    pid, why = procutil.verified_server_pid(params["praxis_home"])
+    result["pid_before"] = pid
+    if pid is None:
+        result["plan"].append("nothing to stop (%s)" % why)
+        return
+    result["changed"] = True
+    if module.check_mode:
+        result["plan"].append("would stop pid %d (INT, then TERM, then KILL)" % pid)
+        return
+    stopped = procutil.stop(pid, params["stop_timeouts"])
+    result.update(stopped_by=stopped["stopped_by"], stop_duration_s=stopped["duration_s"])
+    result["plan"].append("stopped pid %d with SIG%s in %.1f s" % (pid, stopped["stopped_by"] or "(gone)",
+                                                                  stopped["duration_s"]))
+
+
+def _wait(module, params, result, pid, started_after):
+    waited = procutil.wait_for_server(params["praxis_home"], pid, started_after, params["timeout"],
+                                      log_offset=result["log_offset"])
+    result.update(pid_after=waited["pid"], url=waited["url"], tools=waited["tools"])
+    if not waited["ok"]:
+        module.fail_json(msg="the server of %s did not come up healthy: %s. Next: fix the cause in the log, "
+                             "then re-run the play (or roll back with playbooks/rollback.yml)"
+                             % (params["project_dir"], waited["error"]), **result)
+    result["plan"].append("server pid %s answers MCP at %s (%d tools) after %.1f s"
+                          % (waited["pid"], waited["url"], len(waited["tools"]), waited["waited_s"]))
+
+
+def _start_process(module, params, result):
+    result["changed"] = True
+    if module.check_mode:
+        result["plan"].append("would start the server detached in http mode (log %s)" % result["log_file"])
+        return
+    started_after = time.time()
+    pid = procutil.start_detached(params["praxis_home"], params["project_dir"], params["server_env"], "http",
+                                  result["log_file"])
+    result["plan"].append("started pid %d detached in http mode" % pid)
+    _wait(module, params, result, pid, started_after)
+
+
+def _systemd(module, params, result, verb):
+    unit, scope = params["systemd_unit"], params["systemd_scope"]
+    result["pid_before"] = procutil.systemd_main_pid(unit, scope)
+    if verb == "stop" and result["pid_before"] is None:
+        result["plan"].append("unit %s is not running" % unit)
+        return
+    result["changed"] = True
+    if module.check_mode:
+        result["plan"].append("would %s unit %s (MainPID %s)" % (verb, unit, result["pid_before"]))
+        return
+    started_after = time.time()
+    getattr(procutil, "systemd_%s" % verb)(unit, scope)
+    result["plan"].append("%s unit %s" % ({"restart": "restarted", "stop": "stopped", "start": "started"}[verb],
+                                          unit))
+    if verb != "stop":
+        _wait(module, params, result, None, started_after)
+
+
+def do_restart(module, params, result):
+    mode = _resolve(params, result)
+    if mode == "none":
+        result["plan"].append("server mode none: nothing to restart (%s)" % result["mode_reason"])
+    elif mode == "systemd":
+        _systemd(module, params, result, "restart")
+    else:
+        _stop_process(module, params, result)
+        _start_process(module, params, result)
+
+
+def do_stop(module, params, result):
+    mode = _resolve(params, result)
+    if mode == "none":
+        result["plan"].append("server mode none: nothing to stop")
+    elif mode == "systemd":
+        _systemd(module, params, result, "stop")
+    else:
+        _stop_process(module, params, result)
+
+
+def do_start(module, params, result):
+    mode = _resolve(params, result)
+    if mode == "none":
+        result["plan"].append("server mode none: nothing to start")
+    elif mode == "systemd":
+        _systemd(module, params, result, "start")
+    else:
+        pid, why = procutil.verified_server_pid(params["praxis_home"])
+        if pid is not None:
+            result.update(pid_before=pid, pid_after=pid)
+            result["plan"].append("already running: %s" % why)
+            return
+        _start_process(module, params, result)
+
+
+ACTIONS = {"swap": do_swap, "deps": do_deps, "restart": do_restart, "stop": do_stop, "start": do_start,
+           "recover": do_recover}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            praxis_home=dict(type="path", required=True),
+            project_dir=dict(type="path", required=True),
+            action=dict(type="str", required=True, choices=sorted(ACTIONS)),
+            source_dir=dict(type="path"),
+            manifest=dict(type="dict"),
+            session_id=dict(type="str"),
+            state_file=dict(type="path"),
+            previous_requirements_sha256=dict(type="str"),
+            pip_args=dict(type="list", elements="str", default=[]),
+            pip_timeout=dict(type="float", default=900.0),
+            post_install_commands=dict(type="list", elements="raw", default=[]),
+            mode=dict(type="str", choices=["auto", "none", "process", "systemd"], default="auto"),
+            systemd_unit=dict(type="str"),
+            systemd_scope=dict(type="str", choices=["system", "user"], default="system"),
+            server_env=dict(type="dict", default={}),
+            timeout=dict(type="float", default=90.0),
+            stop_timeouts=dict(type="list", elements="float", default=[10.0, 10.0, 5.0]),
+        ),
+        required_if=[
+            ("action", "swap", ("source_dir", "manifest", "session_id")),
+            ("mode", "systemd", ("systemd_unit",)),
+        ],
+        supports_check_mode=True,
+    )
+    params = module.params
+    begin = time.monotonic()
+    home, project = params["praxis_home"], params["project_dir"]
+    if not os.path.isdir(home):
+        module.fail_json(msg="praxis_home %s does not exist; check praxis_project_dir and praxis_home_name" % home)
+    if os.path.realpath(os.path.dirname(os.path.abspath(home))) != os.path.realpath(project):
+        module.fail_json(msg="praxis_home %s is not directly inside project_dir %s; pass the project's "
+                             ".praxis-os directory" % (home, project))
+    if len(params["stop_timeouts"]) != 3:
+        module.fail_json(msg="stop_timeouts must have three numbers (after INT, TERM, KILL), got %r"
+                             % (params["stop_timeouts"],))
+    for command in params["post_install_commands"]:
+        if not isinstance(command, list) or not command:
+            module.fail_json(msg="post_install_commands item %r is not a non-empty argv list; fix the option"
+                                 % (command,))
+    if not params["state_file"]:
+        params["state_file"] = os.path.join(home, ".cache", "facts.d", "praxis_upgrade.fact")
+    result = _base(params)
+    try:
+        ACTIONS[params["action"]](module, params, result)
+    except (procutil.ProcessError, serverops.SwapError, serverops.DependencyError, ValueError, OSError) as exc:
+        result["duration_s"] = round(time.monotonic() - begin, 3)
+        module.fail_json(msg="praxis_server %s failed for %s: %s" % (params["action"], project, exc), **result)
+    result["duration_s"] = round(time.monotonic() - begin, 3)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
