@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: praxis_report
+short_description: Write the records and the summary report of a prAxIs OS upgrade on its target
+description:
+  - Renders the per-target summary report C(.praxis-os/.cache/upgrade-summary-<ts>.md) and C(.json) from the
+    session's facts (phases with durations, versions, file counts by class, conflicts, tools before and after,
+    backup path, outcome).
+  - After a completed upgrade also sets C(commit=), C(version_updated=) and C(source=) in C(VERSION.txt) and
+    records the new base manifest used by the next three-way content upgrade.
+  - Appends one line to C(UPDATE_LOG.txt) and one section to C(INSTALLATION_SUMMARY.md); both are append-only.
+  - Every write is atomic (temporary file and rename).
+version_added: "0.1.0"
+author:
+  - praxis.upgrade maintainers (@praxis-upgrade)
+options:
+  praxis_home:
+    description: Absolute path of the installation's C(.praxis-os) directory.
+    type: path
+    required: true
+  outcome:
+    description: The outcome to record.
+    type: str
+    choices: [completed, rolled_back, failed]
+    default: completed
+  session:
+    description: The session document returned by M(praxis.upgrade.praxis_state).
+    type: dict
+    required: true
+  source:
+    description: The source summary (C(commit), C(describe), C(path)) of the upgrade.
+    type: dict
+    required: true
+  manifest:
+    description: Upstream manifest (installed path to SHA-256) recorded as the new base manifest.
+    type: dict
+    default: {}
+  pruned:
+    description: Backups removed by pruning in this run, for the report.
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+    description: Computes the summary and writes nothing.
+  diff_mode:
+    support: none
+    description: Not supported; the summary is returned instead.
+  platform:
+    platforms: posix
+    support: full
+    description: Runs on POSIX targets.
+"""
+
+EXAMPLES = r"""
+- name: Update VERSION.txt, UPDATE_LOG.txt, INSTALLATION_SUMMARY.md, the base manifest and the summary report
+  praxis.upgrade.praxis_report:
+    praxis_home: /srv/app/.praxis-os
+    outcome: completed
+    session: "{{ praxis_session.session }}"
+    source: {commit: "{{ praxis_src.commit }}", describe: "{{ praxis_src.describe }}", path: /src/praxis-os}
+    manifest: "{{ praxis_src.manifest }}"
+"""
+
+RETURN = r"""
+summary:
+  description: The summary document written as JSON.
+  returned: always
+  type: dict
+  sample: {"outcome": "completed", "counts": {"add": 3, "update": 5}, "tools_after": ["get_server_info"]}
+reports:
+  description: Paths of the JSON and Markdown reports (empty in check mode).
+  returned: always
+  type: dict
+  sample: {"json": "/srv/app/.praxis-os/.cache/upgrade-summary-20261124T101500Z.json"}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils.report import build_summary, write_target_records
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            praxis_home=dict(type="path", required=True),
+            outcome=dict(type="str", default="completed", choices=["completed", "rolled_back", "failed"]),
+            session=dict(type="dict", required=True),
+            source=dict(type="dict", required=True),
+            manifest=dict(type="dict", default={}),
+            pruned=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    summary = build_summary(params["session"], params["source"], params["outcome"], params["pruned"])
+    if module.check_mode:
+        module.exit_json(changed=True, summary=summary, reports={})
+    try:
+        reports = write_target_records(params["praxis_home"], summary, params["manifest"])
+    except OSError as exc:
+        module.fail_json(
+            msg="could not write the upgrade records under %s: %s; check free space and permissions, "
+            "then run playbooks/status.yml" % (params["praxis_home"], exc),
+            summary=summary,
+        )
+    module.exit_json(changed=True, summary=summary, reports=reports)
+
+
+if __name__ == "__main__":
+    main()

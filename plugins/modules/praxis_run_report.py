@@ -1,0 +1,115 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: praxis_run_report
+short_description: Add one target's row to the controller-side report of an upgrade run
+description:
+  - Maintains C(<report_dir>/upgrade-<run_id>.json) and C(.md) on the controller, one row per target,
+    rewritten after every row so the report is complete even when the run stops early (a failed canary
+    batch, an unreachable host). Inventory hosts without a row are shown as not reached.
+  - Run it with C(delegate_to=localhost). Concurrent forks are serialised with a file lock.
+version_added: "0.1.0"
+author:
+  - praxis.upgrade maintainers (@praxis-upgrade)
+options:
+  report_dir:
+    description: Controller directory for run reports (C(praxis_report_dir)).
+    type: path
+    required: true
+  run_id:
+    description: The run id shared by every batch of one C(ansible-playbook) run.
+    type: str
+    required: true
+  host:
+    description: Inventory name of the target this row describes.
+    type: str
+    required: true
+  row:
+    description: The row (C(outcome), C(session), counts, tools, failure details).
+    type: dict
+    required: true
+  hosts:
+    description: Every inventory host of the run, so hosts without a result are listed too.
+    type: list
+    elements: str
+    default: []
+  source:
+    description: Source summary (C(commit), C(describe), C(path)).
+    type: dict
+    default: {}
+  check_mode_run:
+    description: Whether the playbook runs in check mode (the report is still written on the controller).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: none
+    description: Run it with C(check_mode=false); it only writes on the controller.
+  diff_mode:
+    support: none
+    description: Not supported.
+  platform:
+    platforms: posix
+    support: full
+    description: Runs on the POSIX controller.
+"""
+
+EXAMPLES = r"""
+- name: Add this host to the run report
+  praxis.upgrade.praxis_run_report:
+    report_dir: "{{ praxis_report_dir }}"
+    run_id: "{{ praxis_run_id }}"
+    host: "{{ inventory_hostname }}"
+    hosts: "{{ ansible_play_hosts_all }}"
+    row: {outcome: completed}
+  delegate_to: localhost
+  check_mode: false
+"""
+
+RETURN = r"""
+json:
+  description: Path of the JSON run report.
+  returned: always
+  type: str
+  sample: /home/ops/praxis-reports/upgrade-20261124T101500Z-3f9a1c2.json
+markdown:
+  description: Path of the Markdown run report.
+  returned: always
+  type: str
+  sample: /home/ops/praxis-reports/upgrade-20261124T101500Z-3f9a1c2.md
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils.report import merge_run_row
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            report_dir=dict(type="path", required=True),
+            run_id=dict(type="str", required=True),
+            host=dict(type="str", required=True),
+            row=dict(type="dict", required=True),
+            hosts=dict(type="list", elements="str", default=[]),
+            source=dict(type="dict", default={}),
+            check_mode_run=dict(type="bool", default=False),
+        ),
+    )
+    params = module.params
+    row = dict(params["row"], check_mode=params["check_mode_run"])
+    try:
+        written = merge_run_row(params["report_dir"], params["run_id"], params["host"], row, params["hosts"], params["source"])
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="could not write the run report in %s: %s; check the directory and re-run" % (params["report_dir"], exc))
+    module.exit_json(changed=True, json=written["json"], markdown=written["markdown"])
+
+
+if __name__ == "__main__":
+    main()
