@@ -1,0 +1,781 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backups of an installation: create, verify, restore exactly (no residue), prune.
+
+Layout of `<backup_root>/<YYYY-MM-DD-HHMMSS[-N]>/` (see docs/ARCHITECTURE.md, "Backups"):
+`files/<rel>` and `project/<rel>` copies hashed while copied, `requirements-snapshot.txt`,
+`venv-snapshot/` (hard links of every venv file, symlinks recreated) described by
+`VENV_MANIFEST.json`, and `MANIFEST.json`, written last: a backup without it is incomplete.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+from datetime import datetime, timezone
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
+    UnsafePathError,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_relpath,
+    copy_file_atomic,
+    fsync_dir,
+    read_json,
+    remove_path,
+    sha256_file,
+)
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import ignored, load_manifest, walk_files
+
+MANIFEST = "MANIFEST.json"
+VENV_MANIFEST = "VENV_MANIFEST.json"
+REQUIREMENTS = "requirements-snapshot.txt"
+FILES = "files"
+PROJECT = "project"
+VENV_SNAPSHOT = "venv-snapshot"
+METADATA = (MANIFEST, VENV_MANIFEST, REQUIREMENTS)
+KINDS = ("dir", "file", "absent")
+NAME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{6})(?:-(\d+))?$")
+LIST_LIMIT = 50
+PIP_TIMEOUT = 300.0
+# Hard links are impossible across file systems (EXDEV) or where the file system refuses them.
+NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
+
+VenvManifest = Dict[str, object]
+
+
+class BackupError(Exception):
+    """A backup cannot be created, trusted or restored; the message says what to do next."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _key(prefix: str, rel: str) -> str:
+    return prefix + "/" + rel if rel else prefix
+
+
+def _mode(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _utc(now: Optional[datetime]) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=timezone.utc)
+    return now.astimezone(timezone.utc)
+
+
+def _truncate(items: Sequence[str]) -> List[str]:
+    return list(items[:LIST_LIMIT])
+
+
+def _is_real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _is_real_file(path: str) -> bool:
+    return os.path.isfile(path) and not os.path.islink(path)
+
+
+def _checked_paths(paths: Iterable[str], what: str) -> List[str]:
+    """Safe, unique, non-nested relative paths (a nested one would be backed up and restored twice)."""
+    checked = []
+    for rel in paths:
+        try:
+            checked.append(check_relpath(rel))
+        except UnsafePathError as exc:
+            raise BackupError("%s: %s; fix the %s option" % (what, exc, what)) from exc
+    checked = sorted(set(checked))
+    for index, rel in enumerate(checked[1:], 1):
+        if rel.startswith(checked[index - 1] + "/"):
+            raise BackupError(
+                "%s: %r lies inside %r; list each path once (drop %r)" % (what, rel, checked[index - 1], rel)
+            )
+    return checked
+
+
+def _scan_tree(root: str) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """Files as (rel, abs) (manifest.walk_files: IGNORE skipped, escaping symlinks refused) and dirs."""
+    files = list(walk_files(root))
+    dirs = [""]
+    for current, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames if not ignored(d) and not os.path.islink(os.path.join(current, d))
+        )
+        rel_dir = os.path.relpath(current, root).replace(os.sep, "/")
+        dirs.extend(name if rel_dir == "." else rel_dir + "/" + name for name in dirnames)
+    return files, dirs
+
+
+# --------------------------------------------------------------------------- create
+
+
+def pip_freeze(venv_path: str, timeout: float = PIP_TIMEOUT) -> bytes:
+    """`<venv>/bin/python -m pip freeze` without network; BackupError with the next step on failure."""
+    python = os.path.join(venv_path, "bin", "python")
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    for name in ("PYTHONPATH", "PYTHONHOME"):
+        env.pop(name, None)
+    hint = "check the venv works (%s -m pip --version), or back up without it (venv: false)" % python
+    try:
+        proc = subprocess.run(
+            [python, "-m", "pip", "freeze"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BackupError("pip freeze of %s did not finish within %ss; %s" % (venv_path, timeout, hint)) from exc
+    except OSError as exc:
+        raise BackupError("cannot run %s (%s); %s" % (python, exc.strerror or exc, hint)) from exc
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise BackupError("pip freeze of %s failed (exit %d: %s); %s" % (venv_path, proc.returncode, tail, hint))
+    return proc.stdout
+
+
+def _make_unique_dir(backup_root: str, base: str) -> str:
+    """mkdir `base`, `base-2`, `base-3`, ... : the first that did not exist is ours alone."""
+    counter = 1
+    while True:
+        name = base if counter == 1 else "%s-%d" % (base, counter)
+        path = os.path.join(backup_root, name)
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            counter += 1
+
+
+def _copy_path(src: str, backup_dir: str, key: str, doc: dict) -> Tuple[str, int, int]:
+    """Copy one backed-up path into the backup; return (kind, file count, bytes)."""
+    count = size = 0
+    if os.path.isdir(src):
+        files, dirs = _scan_tree(src)
+        for rel in dirs:
+            dkey = _key(key, rel)
+            doc["dirs"].append(dkey)
+            doc["modes"][dkey] = _mode(os.path.join(src, rel))
+            os.makedirs(os.path.join(backup_dir, dkey), exist_ok=True)
+        for rel, path in files:
+            fkey = _key(key, rel)
+            count, size = count + 1, size + _copy_one(path, backup_dir, fkey, doc)
+        return "dir", count, size
+    if os.path.isfile(src):
+        return "file", 1, _copy_one(src, backup_dir, key, doc)
+    if os.path.lexists(src):
+        raise BackupError(
+            "%s is neither a file nor a directory (a broken symlink or special file); "
+            "fix or remove it, then re-run the backup" % src
+        )
+    return "absent", 0, 0
+
+
+def _copy_one(src: str, backup_dir: str, key: str, doc: dict) -> int:
+    mode = _mode(src)
+    dst = os.path.join(backup_dir, key)
+    doc["files"][key] = copy_file_atomic(src, dst, mode)
+    doc["modes"][key] = mode
+    return os.path.getsize(dst)
+
+
+def _link_or_copy(src: str, dst: str, use_links: bool) -> bool:
+    """Hard-link `src` to `dst` (or copy it keeping mtime and mode); return whether links still work."""
+    if use_links:
+        try:
+            os.link(src, dst)
+            return True
+        except OSError as exc:
+            if exc.errno not in NO_LINK_ERRNOS:
+                raise
+    shutil.copy2(src, dst)
+    return False
+
+
+def _venv_state(root: str) -> VenvManifest:
+    """Stat-only description of a venv tree: {"files": {rel: [size, mtime_ns, mode]}, "links", "dirs"}."""
+    files: Dict[str, list] = {}
+    links: Dict[str, str] = {}
+    dirs: List[str] = []
+    for current, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(current, root).replace(os.sep, "/")
+        keep = []
+        for name in sorted(dirnames) + sorted(filenames):
+            path = os.path.join(current, name)
+            rel = name if rel_dir == "." else rel_dir + "/" + name
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                links[rel] = os.readlink(path)
+            elif stat.S_ISDIR(st.st_mode):
+                keep.append(name)
+                dirs.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                files[rel] = [st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)]
+        dirnames[:] = keep
+    return {"files": files, "links": links, "dirs": sorted(dirs)}
+
+
+def _materialise_venv(source: str, dest: str, layout: VenvManifest) -> bool:
+    """Build `dest` from `source` following `layout`: hard links, symlinks, dirs; False if copied."""
+    use_links = True
+    os.mkdir(dest)
+    for rel in layout["dirs"]:  # sorted: parents first
+        os.mkdir(os.path.join(dest, rel))
+    for rel in sorted(layout["files"]):
+        use_links = _link_or_copy(os.path.join(source, rel), os.path.join(dest, rel), use_links)
+    for rel, target in sorted(layout["links"].items()):
+        os.symlink(target, os.path.join(dest, rel))
+    for rel in [""] + list(layout["dirs"]):
+        os.chmod(os.path.join(dest, rel), _mode(os.path.join(source, rel)))
+    return use_links
+
+
+def snapshot_venv(venv_path: str, dest: str) -> Tuple[VenvManifest, bool]:
+    """Snapshot a venv as hard links (never hashed: a real one is ~41,000 files); return (layout, linked)."""
+    layout = _venv_state(venv_path)
+    return layout, _materialise_venv(venv_path, dest, layout)
+
+
+def plan(
+    praxis_home: str,
+    paths: Iterable[str],
+    project_dir: Optional[str] = None,
+    project_files: Iterable[str] = (),
+    venv: Optional[str] = "venv",
+) -> dict:
+    """What `create` would back up (counts and bytes), without writing anything."""
+    home = _existing_home(praxis_home)
+    kinds: Dict[str, str] = {}
+    count = size = 0
+    sources = [(rel, os.path.join(home, rel)) for rel in _checked_paths(paths, "paths")]
+    if project_dir:
+        sources += [(PROJECT + "/" + rel, os.path.join(project_dir, rel))
+                    for rel in _checked_paths(project_files, "project_files")]
+    for rel, src in sources:
+        if os.path.isdir(src):
+            files = list(walk_files(src))
+            kinds[rel], count, size = "dir", count + len(files), size + sum(os.path.getsize(p) for _, p in files)
+        elif os.path.isfile(src):
+            kinds[rel], count, size = "file", count + 1, size + os.path.getsize(src)
+        else:
+            kinds[rel] = "absent"
+    venv_files = len(_venv_state(_venv_path(home, venv))["files"]) if venv else 0
+    return {"file_count": count, "bytes": size, "venv_files": venv_files, "paths": kinds}
+
+
+def _existing_home(praxis_home: str) -> str:
+    home = os.path.abspath(praxis_home)
+    if not os.path.isdir(home):
+        raise BackupError("praxis_home %s is not a directory; pass the project's .praxis-os path" % home)
+    return home
+
+
+def _venv_path(home: str, venv: str) -> str:
+    path = os.path.join(home, check_relpath(venv))
+    if not _is_real_dir(path):
+        raise BackupError(
+            "venv %s does not exist; re-create it (python3 -m venv %s) or back up without it (venv: false)"
+            % (path, path)
+        )
+    return path
+
+
+def create(
+    praxis_home: str,
+    backup_root: str,
+    paths: Iterable[str],
+    project_dir: Optional[str] = None,
+    project_files: Iterable[str] = (),
+    venv: Optional[str] = "venv",
+    session_id: Optional[str] = None,
+    now: Optional[datetime] = None,
+    pip_timeout: float = PIP_TIMEOUT,
+) -> dict:
+    """Create a complete backup; return path, name, file_count, bytes, venv_files, duration_s, ..."""
+    started = time.monotonic()
+    home = _existing_home(praxis_home)
+    backup_root = os.path.abspath(backup_root)
+    rels = _checked_paths(paths, "paths")
+    for rel in rels:
+        if (backup_root + "/").startswith(os.path.join(home, rel) + "/"):
+            raise BackupError("paths: %r contains the backup root %s; remove it from paths" % (rel, backup_root))
+    project_rels = _checked_paths(project_files, "project_files") if project_dir else []
+    stamp = _utc(now)
+    venv_path = _venv_path(home, venv) if venv else None
+    requirements = pip_freeze(venv_path, pip_timeout) if venv_path else None
+    os.makedirs(backup_root, exist_ok=True)
+    backup_dir = _make_unique_dir(backup_root, stamp.strftime("%Y-%m-%d-%H%M%S"))
+    doc = {
+        "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": {}, "paths": {}, "project_paths": {}, "modes": {}, "dirs": [],
+        "session_id": session_id, "praxis_home": home,
+        "project_dir": os.path.abspath(project_dir) if project_dir else None,
+        "venv": bool(venv_path), "venv_name": venv if venv_path else None, "venv_linked": None,
+    }
+    count = size = 0
+    layout: VenvManifest = {"files": {}}
+    try:
+        sources = [("paths", FILES, rel, os.path.join(home, rel)) for rel in rels]
+        sources += [("project_paths", PROJECT, rel, os.path.join(str(project_dir), rel)) for rel in project_rels]
+        for table, prefix, rel, src in sources:
+            doc[table][rel], n_files, n_bytes = _copy_path(src, backup_dir, prefix + "/" + rel, doc)
+            count, size = count + n_files, size + n_bytes
+        if venv_path and requirements is not None:
+            atomic_write_bytes(os.path.join(backup_dir, REQUIREMENTS), requirements)
+            layout, doc["venv_linked"] = snapshot_venv(venv_path, os.path.join(backup_dir, VENV_SNAPSHOT))
+            atomic_write_json(os.path.join(backup_dir, VENV_MANIFEST), layout)
+        doc["dirs"].sort()
+        atomic_write_json(os.path.join(backup_dir, MANIFEST), doc)  # last: now the backup is complete
+        fsync_dir(backup_root)
+    except Exception as exc:
+        remove_path(backup_dir)
+        if isinstance(exc, OSError):
+            raise BackupError(
+                "creating backup %s failed: %s; check free space (df -h %s) and permissions, then re-run"
+                % (backup_dir, exc, backup_root)
+            ) from exc
+        raise
+    result = {
+        "path": backup_dir,
+        "name": os.path.basename(backup_dir),
+        "file_count": count,
+        "bytes": size,
+        "venv_files": len(layout["files"]),
+        "venv_linked": doc["venv_linked"],
+        "paths": dict(doc["paths"]),
+        "project_paths": dict(doc["project_paths"]),
+        "duration_s": round(time.monotonic() - started, 3),
+        "warnings": [],
+    }
+    if doc["venv_linked"] is False:
+        result["warnings"].append(
+            "venv snapshot of %s was copied, not hard-linked (the backup root is on another file system "
+            "or refuses hard links); it uses as much disk as the venv" % venv_path
+        )
+    return result
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def _corrupt(backup_dir: str, detail: str) -> BackupError:
+    return BackupError(
+        "backup %s: %s; the manifest is corrupt or tampered with — restore from another backup: "
+        "ls %s, then -e praxis_backup_name=<name>" % (backup_dir, detail, os.path.dirname(backup_dir))
+    )
+
+
+def load(backup_dir: str) -> dict:
+    """MANIFEST.json of a backup, with every path checked (no `..`, no absolute, known prefixes)."""
+    try:
+        doc = load_manifest(os.path.join(backup_dir, MANIFEST))
+    except ValueError as exc:
+        raise BackupError(
+            "backup %s cannot be used: %s; restore from another backup: ls %s, then -e praxis_backup_name=<name>"
+            % (backup_dir, exc, os.path.dirname(backup_dir))
+        ) from exc
+    for key in doc["files"]:
+        if not key.startswith((FILES + "/", PROJECT + "/")):
+            raise _corrupt(backup_dir, "entry %r is outside files/ and project/" % key)
+    try:
+        for table in ("paths", "project_paths"):
+            entries = doc.setdefault(table, {})
+            if not isinstance(entries, dict) or any(kind not in KINDS for kind in entries.values()):
+                raise _corrupt(backup_dir, "%r must map paths to one of %s" % (table, ", ".join(KINDS)))
+            for rel in entries:
+                check_relpath(rel)
+        if not isinstance(doc.setdefault("dirs", []), list) or not isinstance(doc.setdefault("modes", {}), dict):
+            raise _corrupt(backup_dir, "'dirs' must be a list and 'modes' a mapping")
+        for key in doc["dirs"] + list(doc["modes"]):
+            check_relpath(key)
+        if doc.get("venv"):
+            check_relpath(doc.get("venv_name") or "venv")
+    except UnsafePathError as exc:
+        raise _corrupt(backup_dir, str(exc)) from exc
+    if not all(isinstance(mode, int) for mode in doc["modes"].values()):
+        raise _corrupt(backup_dir, "'modes' must map paths to integers")
+    return doc
+
+
+def load_venv_manifest(backup_dir: str) -> VenvManifest:
+    path = os.path.join(backup_dir, VENV_MANIFEST)
+    if not os.path.isfile(path):
+        raise _corrupt(backup_dir, "%s is missing although the manifest records a venv" % VENV_MANIFEST)
+    try:
+        layout = read_json(path, "venv manifest")
+    except ValueError as exc:
+        raise _corrupt(backup_dir, str(exc)) from exc
+    if not isinstance(layout, dict):
+        raise _corrupt(backup_dir, "%s is not a JSON object" % VENV_MANIFEST)
+    layout.setdefault("files", {})
+    layout.setdefault("links", {})
+    layout.setdefault("dirs", [])
+    try:
+        for rel in list(layout["files"]) + list(layout["links"]) + list(layout["dirs"]):
+            check_relpath(rel)
+    except (UnsafePathError, TypeError) as exc:
+        raise _corrupt(backup_dir, "%s: %s" % (VENV_MANIFEST, exc)) from exc
+    layout["dirs"] = sorted(layout["dirs"])
+    return layout
+
+
+def venv_diff(expected: VenvManifest, actual: VenvManifest) -> List[str]:
+    """Differences between two venv layouts, one `<kind>: <rel>` string each, sorted."""
+    problems = []
+    for table in ("files", "links"):
+        want, have = expected.get(table, {}), actual.get(table, {})
+        problems += ["missing: %s" % rel for rel in set(want) - set(have)]
+        problems += ["extra: %s" % rel for rel in set(have) - set(want)]
+        problems += ["changed: %s" % rel for rel in set(want) & set(have) if list(want[rel]) != list(have[rel])]
+    want_dirs, have_dirs = set(expected.get("dirs", [])), set(actual.get("dirs", []))
+    problems += ["missing dir: %s" % rel for rel in want_dirs - have_dirs]
+    problems += ["extra dir: %s" % rel for rel in have_dirs - want_dirs]
+    return sorted(problems, key=lambda item: item.split(": ", 1)[1])
+
+
+def _extra_files(backup_dir: str, doc: dict) -> List[str]:
+    """Entries of the backup that its manifest does not know (metadata and the venv snapshot aside)."""
+    extra = []
+    for name in sorted(os.listdir(backup_dir)):
+        if name in METADATA or (name == VENV_SNAPSHOT and doc.get("venv")):
+            continue
+        if name not in (FILES, PROJECT) or not _is_real_dir(os.path.join(backup_dir, name)):
+            extra.append(name)
+            continue
+        for current, dirnames, filenames in os.walk(os.path.join(backup_dir, name)):
+            rel_dir = os.path.relpath(current, backup_dir).replace(os.sep, "/")
+            links = [d for d in dirnames if os.path.islink(os.path.join(current, d))]
+            extra += [rel_dir + "/" + e for e in sorted(filenames + links) if rel_dir + "/" + e not in doc["files"]]
+    return extra
+
+
+def verify(backup_dir: str) -> dict:
+    """Re-hash every file, stat-check the venv snapshot; {ok, missing, changed, extra, venv_ok, venv_problems}."""
+    backup_dir = os.path.abspath(backup_dir)
+    doc = load(backup_dir)
+    missing, changed = [], []
+    for key, digest in sorted(doc["files"].items()):
+        path = os.path.join(backup_dir, key)
+        if not _is_real_file(path):
+            missing.append(key)
+        elif sha256_file(path) != digest:
+            changed.append(key)
+    venv_problems: List[str] = []
+    if doc.get("venv"):
+        venv_problems = venv_diff(
+            load_venv_manifest(backup_dir), _venv_state(os.path.join(backup_dir, VENV_SNAPSHOT))
+        )
+        if not os.path.isfile(os.path.join(backup_dir, REQUIREMENTS)):
+            venv_problems.insert(0, "missing: %s" % REQUIREMENTS)
+    extra = _extra_files(backup_dir, doc)
+    return {
+        "ok": not (missing or changed or extra or venv_problems),
+        "path": backup_dir,
+        "name": os.path.basename(backup_dir),
+        "file_count": len(doc["files"]),
+        "missing": missing,
+        "changed": changed,
+        "extra": extra,
+        "venv_ok": not venv_problems,
+        "venv_problems": _truncate(venv_problems),
+        "venv_problem_count": len(venv_problems),
+    }
+
+
+def verification_message(report: dict) -> str:
+    counts = []
+    examples = []
+    for key in ("changed", "missing", "extra"):
+        if report[key]:
+            counts.append("%d %s" % (len(report[key]), key))
+            examples.append(report[key][0])
+    if report["venv_problem_count"]:
+        counts.append("%d venv snapshot problems" % report["venv_problem_count"])
+        examples.append("venv-snapshot " + report["venv_problems"][0])
+    return "backup %s failed verification: %s, e.g. %s; restore from another backup: ls %s, then -e praxis_backup_name=<name>" % (
+        report["path"], ", ".join(counts), "; ".join(examples), os.path.dirname(report["path"])
+    )
+
+
+# --------------------------------------------------------------------------- restore
+
+
+class _Changes:
+    """Applies (or, in check mode, only records) the changes a restore makes."""
+
+    def __init__(self, check: bool) -> None:
+        self.check = check
+        self.restored: List[str] = []
+        self.removed: List[str] = []
+        self.unchanged = 0
+        self.removed_count = 0
+        self._gone: Set[str] = set()
+
+    def gone(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self._gone)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path) and not self.gone(path)
+
+    def remove(self, key: str, path: str) -> None:
+        if _is_real_dir(path):
+            self.removed_count += max(1, sum(len(f) for _, _, f in os.walk(path)))
+            key += "/"
+        else:
+            self.removed_count += 1
+        self.removed.append(key)
+        if self.check:
+            self._gone.add(path)
+        else:
+            remove_path(path)
+
+    def copy(self, key: str, src: str, dst: str, mode: int) -> None:
+        self.restored.append(key)
+        if not self.check:
+            copy_file_atomic(src, dst, mode)
+
+    def chmod(self, key: str, path: str, mode: int) -> None:
+        self.restored.append(key)
+        if not self.check:
+            os.chmod(path, mode)
+
+    def mkdir(self, key: str, path: str, mode: int) -> None:
+        self.restored.append(key + "/")
+        if not self.check:
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, mode)
+
+
+def _restore_file(backup_dir: str, doc: dict, key: str, live: str, changes: _Changes) -> None:
+    src = os.path.join(backup_dir, key)
+    mode = doc["modes"].get(key, _mode(src))
+    if changes.exists(live) and _is_real_file(live):
+        if sha256_file(live) != doc["files"][key]:
+            changes.copy(key, src, live, mode)
+        elif _mode(live) != mode:
+            changes.chmod(key, live, mode)
+        else:
+            changes.unchanged += 1
+        return
+    if changes.exists(live):
+        changes.remove(key, live)  # a dir or symlink where a file belongs
+    changes.copy(key, src, live, mode)
+
+
+def _remove_residue(live: str, key: str, files: Set[str], dirs: Set[str], changes: _Changes) -> None:
+    """Remove what lies under `live` but not in the backup; IGNORE'd caches in kept dirs stay."""
+    for current, dirnames, filenames in os.walk(live):
+        rel_dir = os.path.relpath(current, live).replace(os.sep, "/")
+        ckey = key if rel_dir == "." else key + "/" + rel_dir
+        for name in sorted(dirnames):
+            path, entry = os.path.join(current, name), ckey + "/" + name
+            if entry in dirs and not os.path.islink(path):
+                continue  # walk into it
+            dirnames.remove(name)
+            if entry in files or entry in dirs or not ignored(name):
+                changes.remove(entry, path)  # unknown dir, or a dir/symlink where something else belongs
+        for name in sorted(filenames):
+            path, entry = os.path.join(current, name), ckey + "/" + name
+            if entry not in files and not ignored(name):
+                changes.remove(entry, path)
+
+
+def _restore_path(backup_dir: str, doc: dict, live: str, key: str, kind: str, changes: _Changes) -> None:
+    if kind == "absent":
+        if changes.exists(live):
+            changes.remove(key, live)
+        return
+    if kind == "file":
+        _restore_file(backup_dir, doc, key, live, changes)
+        return
+    files = {k for k in doc["files"] if k.startswith(key + "/")}
+    dirs = {d for d in doc["dirs"] if d == key or d.startswith(key + "/")}
+    if changes.exists(live) and not _is_real_dir(live):
+        changes.remove(key, live)
+    if changes.exists(live):
+        _remove_residue(live, key, files, dirs, changes)
+    for dkey in sorted(dirs):
+        path = os.path.join(live, dkey[len(key) + 1:]) if dkey != key else live
+        mode = doc["modes"].get(dkey, 0o755)
+        if not (changes.exists(path) and _is_real_dir(path)):
+            changes.mkdir(dkey, path, mode)
+        elif _mode(path) != mode:
+            changes.chmod(dkey + "/", path, mode)
+    for fkey in sorted(files):
+        _restore_file(backup_dir, doc, fkey, os.path.join(live, fkey[len(key) + 1:]), changes)
+
+
+def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[str]:
+    """Rebuild the live venv from the snapshot when its stat layout differs; return the differences."""
+    name = doc.get("venv_name") or "venv"
+    live = os.path.join(home, name)
+    layout = load_venv_manifest(backup_dir)
+    leftovers = re.compile(r"^%s\.(restore|rollback)-\d+$" % re.escape(name))
+    stale = [os.path.join(home, e) for e in sorted(os.listdir(home)) if leftovers.match(e)]
+    if _is_real_dir(live):
+        differences = venv_diff(layout, _venv_state(live))
+    else:
+        differences = ["missing: %s" % name]
+    if check or not differences:
+        return differences
+    for path in stale:  # from an interrupted earlier restore
+        remove_path(path)
+    new = os.path.join(home, "%s.restore-%d" % (name, os.getpid()))
+    old = os.path.join(home, "%s.rollback-%d" % (name, os.getpid()))
+    _materialise_venv(os.path.join(backup_dir, VENV_SNAPSHOT), new, layout)
+    if os.path.lexists(live):
+        os.rename(live, old)
+    os.rename(new, live)
+    fsync_dir(home)
+    remove_path(old)
+    left = venv_diff(layout, _venv_state(live))
+    if left:
+        raise BackupError(
+            "venv %s still differs from the snapshot after restore (%s); inspect it, then re-run the restore"
+            % (live, left[0])
+        )
+    return differences
+
+
+def restore(
+    backup_dir: str,
+    praxis_home: str,
+    project_dir: Optional[str] = None,
+    restore_venv: bool = True,
+    check: bool = False,
+) -> dict:
+    """Make every backed-up path exactly as in the backup (no residue); with `check`, only report."""
+    started = time.monotonic()
+    backup_dir = os.path.abspath(backup_dir)
+    report = verify(backup_dir)
+    if not report["ok"]:
+        raise BackupError(verification_message(report))
+    doc = load(backup_dir)
+    home = _existing_home(praxis_home)
+    changes = _Changes(check)
+    for rel, kind in sorted(doc["paths"].items()):
+        _restore_path(backup_dir, doc, os.path.join(home, rel), FILES + "/" + rel, kind, changes)
+    if doc["project_paths"]:
+        project = project_dir or doc.get("project_dir")
+        if not project or not os.path.isdir(project):
+            raise BackupError(
+                "backup %s holds project files but the project directory %r does not exist; pass project_dir"
+                % (backup_dir, project)
+            )
+        for rel, kind in sorted(doc["project_paths"].items()):
+            _restore_path(backup_dir, doc, os.path.join(project, rel), PROJECT + "/" + rel, kind, changes)
+    venv_changes: List[str] = []
+    if restore_venv and doc.get("venv"):
+        venv_changes = _restore_venv(backup_dir, doc, home, check)
+    return {
+        "path": backup_dir,
+        "name": os.path.basename(backup_dir),
+        "restored": len(changes.restored),
+        "removed": changes.removed_count,
+        "unchanged": changes.unchanged,
+        "venv_restored": bool(venv_changes),
+        "restored_paths": _truncate(changes.restored),
+        "removed_paths": _truncate(changes.removed),
+        "venv_changes": _truncate(venv_changes),
+        "venv_change_count": len(venv_changes),
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+
+
+# --------------------------------------------------------------------------- list / prune
+
+
+def _sort_key(name: str) -> Tuple[str, int]:
+    match = NAME_RE.match(name)
+    assert match is not None
+    return match.group(1), int(match.group(2) or 1)
+
+
+def list_backups(backup_root: str) -> List[dict]:
+    """Backups in `backup_root`, oldest first: name, path, complete (MANIFEST present), timestamp, session_id."""
+    if not os.path.isdir(backup_root):
+        return []
+    names = [n for n in os.listdir(backup_root) if NAME_RE.match(n) and _is_real_dir(os.path.join(backup_root, n))]
+    backups = []
+    for name in sorted(names, key=_sort_key):
+        path = os.path.join(os.path.abspath(backup_root), name)
+        manifest = os.path.join(path, MANIFEST)
+        entry = {"name": name, "path": path, "complete": os.path.isfile(manifest), "timestamp": None, "session_id": None}
+        if entry["complete"]:
+            try:
+                doc = read_json(manifest, "manifest")
+                entry["timestamp"] = doc.get("timestamp")
+                entry["session_id"] = doc.get("session_id")
+            except (ValueError, AttributeError, OSError):
+                pass  # verify reports it; listing still shows the backup
+        backups.append(entry)
+    return backups
+
+
+def latest(backup_root: str) -> Optional[dict]:
+    complete = [b for b in list_backups(backup_root) if b["complete"]]
+    return complete[-1] if complete else None
+
+
+def resolve(backup_root: str, backup: Optional[str] = None) -> str:
+    """Path of a backup given by name (in `backup_root`) or path; default: the newest complete one."""
+    if not backup:
+        newest = latest(backup_root)
+        if newest is None:
+            raise BackupError(
+                "no complete backup in %s; create one with praxis.upgrade.praxis_backup state=present" % backup_root
+            )
+        return newest["path"]
+    if "/" in backup:
+        path = os.path.abspath(backup)
+    else:
+        try:
+            path = os.path.join(os.path.abspath(backup_root), check_relpath(backup))
+        except UnsafePathError as exc:
+            raise BackupError("backup name %r is not valid (%s); pass a name from ls %s" % (backup, exc, backup_root)) from exc
+    if not os.path.isdir(path):
+        raise BackupError(
+            "backup %s does not exist; list the backups: ls %s, then -e praxis_backup_name=<name>" % (path, backup_root)
+        )
+    return path
+
+
+def prune(backup_root: str, keep: int, protect: Iterable[str] = (), check: bool = False) -> dict:
+    """Keep the newest `keep` complete backups (always the newest, never a protected one).
+
+    Incomplete backups older than the newest complete one are removed too; newer ones may belong to a
+    backup being written right now and stay.
+    """
+    if keep < 1:
+        raise BackupError("keep must be at least 1 (the newest backup is never removed); got %d" % keep)
+    protected = {os.path.basename(os.path.normpath(p)) for p in protect if p}
+    backups = list_backups(backup_root)
+    complete = [b["name"] for b in backups if b["complete"]]
+    kept_complete = set(complete[-keep:])
+    newest = _sort_key(complete[-1]) if complete else None
+    removed, kept = [], []
+    for entry in backups:
+        name = entry["name"]
+        if entry["complete"]:
+            drop = name not in kept_complete
+        else:
+            drop = newest is not None and _sort_key(name) < newest
+        if drop and name not in protected:
+            removed.append(name)
+            if not check:
+                remove_path(entry["path"])
+        else:
+            kept.append(name)
+    return {"removed": removed, "kept": kept}
