@@ -1,0 +1,180 @@
+"""praxis_server in-process: swap/recover/deps, and stop/start/restart of real (fake) server processes
+per mode - never touching another project's server with the same command line."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, state
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
+from ansible_collections.praxis.upgrade.plugins.module_utils.mcp_client import probe
+from ansible_collections.praxis.upgrade.plugins.modules import praxis_server
+from tests.unit.plugins.module_utils.test_procutil import kill_quietly, make_home, read_state, spawn_fake
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Path:
+    return make_home(tmp_path / "project")
+
+
+@pytest.fixture()
+def started() -> Iterator[List[int]]:
+    pids: List[int] = []
+    yield pids
+    for pid in pids:
+        kill_quietly(pid)
+
+
+def args(home: Path, action: str, **extra: Any) -> Dict[str, Any]:
+    return dict(praxis_home=str(home), project_dir=str(home.parent), action=action, stop_timeouts=[3, 3, 3],
+                timeout=20, **extra)
+
+
+def test_swap_check_then_apply(run_module: Any, home: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    (source / "mcp_server").mkdir(parents=True)
+    (source / "mcp_server" / "__main__.py").write_text("print('v2')\n")
+    state.save(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact"), state.new_session("abc", session_id="S9"))
+    manifest = build_manifest(str(source / "mcp_server"), prefix="mcp_server/")
+    opts = args(home, "swap", source_dir=str(source), manifest=manifest, session_id="S9")
+    result, failed = run_module(praxis_server, opts, check_mode=True)
+    assert not failed and result["changed"] and not result["swapped"]
+    assert result["plan"] == ["would swap mcp_server/ (1 files: 0 added, 1 updated, 1 removed)"]
+    assert (home / "mcp_server" / "__init__.py").exists()
+    result, failed = run_module(praxis_server, opts)
+    assert not failed and result["swapped"] and result["swap"]["removed"] == ["mcp_server/__init__.py"]
+    assert sorted(os.listdir(home / "mcp_server")) == ["__main__.py"]
+    result, failed = run_module(praxis_server, opts)
+    assert not failed and not result["changed"] and "already matches" in result["plan"][0]
+    result, failed = run_module(praxis_server, args(home, "recover"))
+    assert not failed and not result["changed"] and result["recovery"]["action"] == "none"
+
+
+def test_swap_requires_its_options(run_module: Any, home: Path) -> None:
+    result, failed = run_module(praxis_server, args(home, "swap"))
+    assert failed and "source_dir" in result["msg"]
+
+
+def test_deps_paths(run_module: Any, home: Path) -> None:
+    result, failed = run_module(praxis_server, args(home, "deps"))
+    assert not failed and not result["pip_ran"] and "nothing to install" in result["plan"][0]
+    (home / "mcp_server" / "requirements.txt").write_text("humanize\n")
+    (home / "venv" / "bin" / "python").unlink()
+    result, failed = run_module(praxis_server, args(home, "deps"))
+    assert failed and result["msg"].startswith("praxis_server deps failed for %s" % home.parent)
+    assert "venv is broken" in result["msg"]
+
+
+def test_bad_input(run_module: Any, home: Path, tmp_path: Path) -> None:
+    result, failed = run_module(praxis_server, dict(args(home, "stop"), project_dir=str(tmp_path)))
+    assert failed and "not directly inside project_dir" in result["msg"]
+    result, failed = run_module(praxis_server, dict(args(home, "stop"), stop_timeouts=[1]))
+    assert failed and "three numbers" in result["msg"]
+    result, failed = run_module(praxis_server, args(home, "restart", mode="systemd"))
+    assert failed and "systemd_unit" in result["msg"]
+    result, failed = run_module(praxis_server, dict(args(home, "stop"), praxis_home=str(tmp_path / "x" / ".p")))
+    assert failed and "does not exist" in result["msg"]
+    result, failed = run_module(praxis_server, args(home, "post", post_install_commands=[]))
+    assert failed
+    result, failed = run_module(praxis_server, args(home, "deps", post_install_commands=["echo hi"]))
+    assert failed and "not a non-empty argv list" in result["msg"]
+
+
+def test_mode_none_does_nothing(run_module: Any, home: Path) -> None:
+    for action in ("restart", "stop", "start"):
+        result, failed = run_module(praxis_server, args(home, action))
+        assert not failed and not result["changed"] and result["mode"] == "none"
+        assert "no state file" in result["mode_reason"]
+    assert read_state(home) is None
+
+
+def test_restart_process_mode_spares_the_other_project(run_module: Any, home: Path, tmp_path: Path,
+                                                       started: List[int]) -> None:
+    ours = spawn_fake(home)
+    other_home = make_home(tmp_path / "other")
+    theirs = spawn_fake(other_home)
+    started.extend([ours.pid, theirs.pid])
+    theirs_state = (other_home / ".mcp_server_state.json").read_text()
+
+    result, failed = run_module(praxis_server, args(home, "restart"), check_mode=True)
+    assert not failed and result["changed"] and result["mode"] == "process"
+    assert result["plan"][0] == "would stop pid %d (INT, then TERM, then KILL)" % ours.pid
+    assert ours.poll() is None and read_state(home)["pid"] == ours.pid
+
+    result, failed = run_module(praxis_server, args(home, "restart"))
+    assert not failed, result.get("msg")
+    started.append(result["pid_after"])
+    assert result["mode"] == "process" and result["pid_before"] == ours.pid and result["stopped_by"] == "INT"
+    assert result["pid_after"] not in (None, ours.pid) and ours.wait(5) == 0
+    assert result["log_offset"] == 0 and result["url"] == read_state(home)["url"]
+    assert probe("http", url=result["url"], timeout=10)["healthy"]
+    # the other project's server, same command line, was never signalled
+    assert theirs.poll() is None and (other_home / ".mcp_server_state.json").read_text() == theirs_state
+
+    stopped, failed = run_module(praxis_server, args(home, "stop"))
+    assert not failed and stopped["changed"] and stopped["stopped_by"] == "INT"
+    assert stopped["pid_before"] == result["pid_after"] and read_state(home) is None
+    again, failed = run_module(praxis_server, args(home, "stop", mode="process"))
+    assert not failed and not again["changed"] and again["stopped_by"] is None
+
+    begun, failed = run_module(praxis_server, args(home, "start", mode=stopped["mode"]))
+    assert not failed and begun["changed"] and begun["pid_after"]
+    started.append(begun["pid_after"])
+    assert begun["log_offset"] > 0  # the log of the previous start is kept; only new lines count
+    running, failed = run_module(praxis_server, args(home, "start", mode="process"))
+    assert not failed and not running["changed"] and running["pid_after"] == begun["pid_after"]
+    assert theirs.poll() is None
+
+
+def test_start_failure_reports_the_log(run_module: Any, home: Path) -> None:
+    result, failed = run_module(praxis_server, args(home, "start", mode="process",
+                                                    server_env={"FAKE_BEHAVIOUR": "crash"}))
+    assert failed and "did not come up healthy" in result["msg"] and "ERROR boom" in result["msg"]
+    assert result["pid_after"] is None
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+printf '%s\\n' "$*" >> "$FAKE_SYSTEMCTL_LOG"
+case "$*" in
+  *show*) echo 0 ;;
+  *restart*|*start*)
+    cd "$FAKE_PROJECT" && PYTHONPATH="$FAKE_HOME" setsid "$FAKE_HOME/venv/bin/python" -m mcp_server \
+      --transport http >/dev/null 2>&1 < /dev/null &
+    ;;
+esac
+exit 0
+"""
+
+
+def test_systemd_mode(run_module: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      started: List[int]) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bindir / "systemctl").chmod(0o755)
+    log = tmp_path / "argv"
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    for name, value in (("FAKE_SYSTEMCTL_LOG", log), ("FAKE_PROJECT", home.parent), ("FAKE_HOME", home)):
+        monkeypatch.setenv(name, str(value))
+    opts = args(home, "restart", systemd_unit="praxis.service", systemd_scope="user")
+    result, failed = run_module(praxis_server, opts, check_mode=True)
+    assert not failed and result["mode"] == "systemd" and result["plan"] == [
+        "would restart unit praxis.service (MainPID None)"]
+    assert read_state(home) is None
+    result, failed = run_module(praxis_server, opts)
+    if result.get("pid_after"):
+        started.append(result["pid_after"])
+    assert not failed, result.get("msg")
+    # systemd started it: the module learnt the pid from the fresh state file and checked it is ours
+    assert result["pid_after"] == read_state(home)["pid"]
+    assert procutil.verified_server_pid(str(home))[0] == result["pid_after"]
+    assert probe("http", url=result["url"], timeout=10)["healthy"]
+    stopped, failed = run_module(praxis_server, dict(opts, action="stop"))
+    assert not failed and not stopped["changed"] and stopped["plan"] == ["unit praxis.service is not running"]
+    assert log.read_text().splitlines() == ["--user show -p MainPID --value praxis.service",
+                                            "--user show -p MainPID --value praxis.service",
+                                            "--user restart praxis.service",
+                                            "--user show -p MainPID --value praxis.service"]
