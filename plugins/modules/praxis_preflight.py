@@ -1,0 +1,400 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: praxis_preflight
+short_description: Check that a prAxIs OS installation can be upgraded, changing nothing
+version_added: "1.0.0"
+description:
+  - Read-only facts and checks of one installation before an upgrade (phase C(preflight)).
+  - The project directory exists and is absolute; C(<project>/.praxis-os) is an installation
+    (C(mcp_server/) plus C(VERSION.txt) or C(venv/)); the installed commit (C(commit=) line of
+    C(VERSION.txt), else the base manifest); the venv python runs; free disk is at least twice what
+    the upgrade writes plus what the backup copies; no live lock of another session; the last session
+    in the facts file is readable and not an interrupted upgrade to another commit.
+  - All checks that can be made are made; the task fails listing every problem with the next step.
+  - Never changes anything, so it runs for real in check mode.
+author:
+  - praxis.upgrade contributors
+options:
+  project_dir:
+    description: Absolute path of the project holding the installation (C(praxis_project_dir)).
+    type: path
+    required: true
+  praxis_home_name:
+    description: Name of the installation directory inside the project.
+    type: str
+    default: .praxis-os
+  target_commit:
+    description: Commit the upgrade would install.
+    type: str
+    required: true
+  controller:
+    description: Who drives the upgrade (C(user@host)); an interrupted session is resumed only from the same controller.
+    type: str
+  bytes_to_write:
+    description: Size in bytes of what the upgrade writes (from the controller's source information).
+    type: int
+    default: 0
+  lock_stale_after:
+    description: Age in seconds after which a lock is stale.
+    type: int
+    default: 86400
+  break_lock:
+    description: Do not fail on a live lock of another session or a corrupt lock (it will be taken over).
+    type: bool
+    default: false
+  session_id:
+    description: Session that wants to resume; defaults to the interrupted session for the same target, if any.
+    type: str
+  python_timeout:
+    description: Seconds the venv python may take to start.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Check the installation before upgrading it
+  praxis.upgrade.praxis_preflight:
+    project_dir: "{{ praxis_project_dir }}"
+    praxis_home_name: "{{ praxis_home_name }}"
+    target_commit: "{{ source.commit }}"
+    controller: "{{ praxis_controller }}"
+    bytes_to_write: "{{ source.bytes }}"
+    lock_stale_after: "{{ praxis_lock_stale_after }}"
+    break_lock: "{{ praxis_break_lock }}"
+  register: preflight
+
+- name: Skip the upgrade when the installation is already there
+  ansible.builtin.meta: end_host
+  when: preflight.up_to_date
+"""
+
+RETURN = r"""
+praxis_home:
+  description: Absolute path of the installation.
+  returned: always
+  type: str
+installed:
+  description: Whether the directory is a prAxIs OS installation.
+  returned: always
+  type: bool
+installed_commit:
+  description: Installed commit from C(VERSION.txt) (or the base manifest), null when unknown.
+  returned: always
+  type: str
+installed_requirements_sha256:
+  description: SHA-256 of C(mcp_server/requirements.txt), null when absent.
+  returned: always
+  type: str
+venv_python:
+  description: Path of the venv interpreter.
+  returned: always
+  type: str
+venv_python_version:
+  description: C(sys.version) reported by the venv interpreter, null when it does not run.
+  returned: always
+  type: str
+disk_free_bytes:
+  description: Bytes available to the user on the file system of the installation.
+  returned: always
+  type: int
+disk_needed_bytes:
+  description: 2 x (O(bytes_to_write) + size of what the backup copies).
+  returned: always
+  type: int
+backup_bytes:
+  description: Size of what the backup copies (the installation without C(venv), C(.cache), C(.backups)).
+  returned: always
+  type: int
+lock:
+  description: Owner of the upgrade lock, or null.
+  returned: always
+  type: dict
+lock_status:
+  description: C(free), C(ours), C(stale), C(foreign) or C(broken) (corrupt, only with O(break_lock)).
+  returned: always
+  type: str
+lock_reason:
+  description: Why the lock has that status.
+  returned: always
+  type: str
+last_session:
+  description: Session state document of the last upgrade session, or null.
+  returned: always
+  type: dict
+resume:
+  description: Whether an interrupted (C(in_progress)) session for this target exists and will be resumed.
+  returned: always
+  type: bool
+resume_session_id:
+  description: Id of that session, or null.
+  returned: always
+  type: str
+completed_phases:
+  description: Phases that session has completed (empty when not resuming).
+  returned: always
+  type: list
+  elements: str
+up_to_date:
+  description: Installed commit equals O(target_commit) and no session is in progress.
+  returned: always
+  type: bool
+server_state:
+  description: Contents of C(.mcp_server_state.json), or null when absent or unreadable.
+  returned: always
+  type: dict
+problems:
+  description: Every check that failed, with its next step (empty on success).
+  returned: always
+  type: list
+  elements: str
+warnings_found:
+  description: Things worth knowing that do not stop the upgrade (for example an unreadable server state file).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
+from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
+
+# Not copied by the backup, so not counted in the disk estimate (SPEC 3 phase 0).
+NOT_BACKED_UP = ("venv", ".cache", ".backups")
+PROJECT_FILES = (".gitignore",)
+
+
+def installed_commit(home):
+    """Last `commit=` line of VERSION.txt, else the commit of the base manifest, else None."""
+    commit = None
+    try:
+        with open(os.path.join(home, "VERSION.txt"), encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, sep, value = line.strip().partition("=")
+                if sep and key.strip() == "commit" and value.strip():
+                    commit = value.strip()
+    except FileNotFoundError:
+        pass
+    if commit:
+        return commit
+    try:
+        base = read_json(os.path.join(home, ".cache", "base-manifest.json"), "base manifest")
+    except (OSError, ValueError):
+        return None
+    return base.get("commit") if isinstance(base, dict) and isinstance(base.get("commit"), str) else None
+
+
+def tree_bytes(home):
+    """Apparent size of everything the backup copies: one stat per entry, no hashing, no symlink follow."""
+    total = 0
+    for current, dirs, files in os.walk(home):
+        if current == home:
+            dirs[:] = [d for d in dirs if d not in NOT_BACKED_UP]
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(current, name)).st_size
+            except OSError:
+                pass
+    project = os.path.dirname(home)
+    for name in PROJECT_FILES:
+        try:
+            total += os.lstat(os.path.join(project, name)).st_size
+        except OSError:
+            pass
+    return total
+
+
+def python_version(python, timeout):
+    """(sys.version, None) when the interpreter runs, else (None, why)."""
+    if not os.path.exists(python):
+        return None, "%s does not exist" % python
+    try:
+        proc = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, "%s did not answer within %d s" % (python, timeout)
+    except OSError as exc:
+        return None, "%s cannot be run: %s" % (python, exc)
+    if proc.returncode != 0:
+        return None, "%s exited with %d: %s" % (python, proc.returncode, (proc.stderr or "").strip()[-300:])
+    return proc.stdout.strip(), None
+
+
+class Preflight:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.problems = []
+        self.notes = []
+        self.facts = dict(
+            praxis_home=None, installed=False, installed_commit=None, installed_requirements_sha256=None,
+            venv_python=None, venv_python_version=None, disk_free_bytes=None, disk_needed_bytes=None,
+            backup_bytes=None, lock=None, lock_status=None, lock_reason=None, last_session=None, resume=False,
+            resume_session_id=None, completed_phases=[], up_to_date=False, server_state=None,
+        )
+
+    def stop(self, msg):
+        self.facts.update(problems=[msg], warnings_found=self.notes, changed=False)
+        self.module.fail_json(msg=msg, **self.facts)
+
+    def locate(self):
+        project = self.p["project_dir"]
+        if not os.path.isabs(project):
+            self.stop("project_dir %s is not absolute; set praxis_project_dir to the absolute path of the project"
+                      % project)
+        if not os.path.isdir(project):
+            self.stop("project directory %s does not exist on this host; check praxis_project_dir for it in the "
+                      "inventory" % project)
+        home = os.path.join(project, self.p["praxis_home_name"])
+        self.facts["praxis_home"] = home
+        if not os.path.isdir(home):
+            self.stop("%s has no %s directory, so prAxIs OS is not installed there; install it first or fix "
+                      "praxis_project_dir / praxis_home_name" % (project, self.p["praxis_home_name"]))
+        has_server = os.path.isdir(os.path.join(home, "mcp_server"))
+        has_record = os.path.isfile(os.path.join(home, "VERSION.txt")) or os.path.isdir(os.path.join(home, "venv"))
+        if not (has_server and has_record):
+            self.stop("%s is not a prAxIs OS installation (it needs mcp_server/ and VERSION.txt or venv/); "
+                      "install prAxIs OS there first or fix praxis_project_dir / praxis_home_name" % home)
+        self.facts["installed"] = True
+        return home
+
+    def versions(self, home):
+        self.facts["installed_commit"] = installed_commit(home)
+        requirements = os.path.join(home, "mcp_server", "requirements.txt")
+        if os.path.isfile(requirements):
+            self.facts["installed_requirements_sha256"] = sha256_file(requirements)
+        python = os.path.join(home, "venv", "bin", "python")
+        self.facts["venv_python"] = python
+        version, why = python_version(python, self.p["python_timeout"])
+        self.facts["venv_python_version"] = version
+        if why:
+            self.problems.append(
+                "the venv python of %s does not work (%s); recreate it: python3 -m venv %s && %s -m pip install "
+                "-r %s" % (home, why, os.path.join(home, "venv"), python, requirements))
+
+    def disk(self, home):
+        stats = os.statvfs(home)
+        free = stats.f_bavail * stats.f_frsize
+        backup = tree_bytes(home)
+        needed = 2 * (max(0, self.p["bytes_to_write"]) + backup)
+        self.facts.update(disk_free_bytes=free, disk_needed_bytes=needed, backup_bytes=backup)
+        if free < needed:
+            self.problems.append(
+                "not enough free disk for %s: the upgrade needs %d bytes (2 x (%d written + %d backed up)) but only "
+                "%d are free; free some space or prune old backups in %s"
+                % (home, needed, self.p["bytes_to_write"], backup, free, os.path.join(home, ".backups")))
+
+    def session(self, home):
+        path = states.facts_path(home)
+        try:
+            last = states.load(path)
+        except ValueError as exc:
+            self.problems.append(str(exc))
+            return None
+        self.facts["last_session"] = last
+        target = self.p["target_commit"]
+        if states.is_interrupted(last):
+            if last.get("target_commit") != target:
+                self.problems.append(states.interrupted_message(last, target, path))
+            else:
+                self.facts.update(resume=True, resume_session_id=last["session_id"],
+                                  completed_phases=list(last["completed_phases"]))
+        self.facts["up_to_date"] = self.facts["installed_commit"] == target and not states.is_interrupted(last)
+        return last
+
+    def lock(self, home, last):
+        path = locks.lock_path(home)
+        try:
+            current = locks.read_lock(path)
+        except ValueError as exc:
+            self.facts.update(lock_status="broken", lock_reason=str(exc))
+            if self.p["break_lock"]:
+                self.notes.append("%s; it will be taken over (break_lock)" % exc)
+            else:
+                self.problems.append(str(exc))
+            return
+        session_id = self.p["session_id"] or self.facts["resume_session_id"]
+        status, reason = locks.lock_status(current, session_id, self.p["controller"], self.p["lock_stale_after"],
+                                           session_record=last)
+        self.facts.update(lock=current, lock_status=status, lock_reason=reason)
+        if status == "foreign":
+            message = locks.held_message(path, current, reason)
+            if self.p["break_lock"]:
+                self.notes.append("%s; it will be broken (break_lock)" % message)
+            else:
+                self.problems.append(message)
+        elif status == "stale":
+            self.notes.append("the upgrade lock %s of %s is stale (%s); it will be taken over"
+                              % (path, locks.describe_owner(current), reason))
+
+    def server_state(self, home):
+        path = os.path.join(home, ".mcp_server_state.json")
+        if not os.path.exists(path):
+            return
+        try:
+            document = read_json(path, "server state file")
+        except (OSError, ValueError) as exc:
+            self.notes.append("%s; the server will be treated as not running from it" % exc)
+            return
+        if isinstance(document, dict):
+            self.facts["server_state"] = document
+        else:
+            self.notes.append("server state file %s is not a JSON object; ignored" % path)
+
+    def run(self):
+        home = self.locate()
+        self.versions(home)
+        self.disk(home)
+        last = self.session(home)
+        self.lock(home, last)
+        self.server_state(home)
+        for note in self.notes:
+            self.module.warn(note)
+        self.facts.update(changed=False, problems=self.problems, warnings_found=self.notes)
+        if self.problems:
+            self.module.fail_json(
+                msg="preflight of %s found %d problem(s): %s" % (home, len(self.problems), " | ".join(self.problems)),
+                **self.facts)
+        self.module.exit_json(**self.facts)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            project_dir=dict(type="path", required=True),
+            praxis_home_name=dict(type="str", default=".praxis-os"),
+            target_commit=dict(type="str", required=True),
+            controller=dict(type="str"),
+            bytes_to_write=dict(type="int", default=0),
+            lock_stale_after=dict(type="int", default=locks.DEFAULT_STALE_AFTER),
+            break_lock=dict(type="bool", default=False),
+            session_id=dict(type="str"),
+            python_timeout=dict(type="int", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    Preflight(module).run()
+
+
+if __name__ == "__main__":
+    main()
