@@ -107,7 +107,7 @@ def _scan_tree(root: str) -> Tuple[List[Tuple[str, str]], List[str]]:
     """Files as (rel, abs) (manifest.walk_files: IGNORE skipped, escaping symlinks refused) and dirs."""
     files = list(walk_files(root))
     dirs = [""]
-    for current, dirnames, _ in os.walk(root):
+    for current, dirnames, _files in os.walk(root):
         dirnames[:] = sorted(
             d for d in dirnames if not ignored(d) and not os.path.islink(os.path.join(current, d))
         )
@@ -266,7 +266,7 @@ def plan(
     for rel, src in sources:
         if os.path.isdir(src):
             files = list(walk_files(src))
-            kinds[rel], count, size = "dir", count + len(files), size + sum(os.path.getsize(p) for _, p in files)
+            kinds[rel], count, size = "dir", count + len(files), size + sum(os.path.getsize(p) for _rel, p in files)
         elif os.path.isfile(src):
             kinds[rel], count, size = "file", count + 1, size + os.path.getsize(src)
         else:
@@ -531,7 +531,7 @@ class _Changes:
 
     def remove(self, key: str, path: str) -> None:
         if _is_real_dir(path):
-            self.removed_count += max(1, sum(len(f) for _, _, f in os.walk(path)))
+            self.removed_count += max(1, sum(len(f) for _cur, _dirs, f in os.walk(path)))
             key += "/"
         else:
             self.removed_count += 1
@@ -699,7 +699,8 @@ def restore(
 
 def _sort_key(name: str) -> Tuple[str, int]:
     match = NAME_RE.match(name)
-    assert match is not None
+    if match is None:
+        raise BackupError("%r is not a backup name (YYYY-MM-DD-HHMMSS[-N])" % name)
     return match.group(1), int(match.group(2) or 1)
 
 
