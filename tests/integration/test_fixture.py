@@ -1,6 +1,7 @@
 """The prAxIs OS fixture is faithful: real git history, real installs, real MCP servers."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -146,7 +147,6 @@ def test_install_layout_manifest_and_user_content(project_v1: tuple[Path, dict[s
         assert any(rel.startswith(top) for rel in manifest["files"]), top
     modified = {f".praxis-os/{rel}" for rel in (fx.LOCALLY_MODIFIED_CONFLICT, fx.LOCALLY_MODIFIED_KEPT)}
     assert set(info["locally_modified"].values()) == modified
-    import hashlib
     for rel, digest in manifest["files"].items():
         actual = hashlib.sha256((praxis / rel).read_bytes()).hexdigest()
         assert (actual == digest) == (f".praxis-os/{rel}" not in modified), rel
