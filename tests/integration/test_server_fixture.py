@@ -1,0 +1,115 @@
+"""praxis_server under real `ansible` against real fixture installations: the server phase v1 -> v2
+(swap, pip from the offline wheelhouse, restart in process mode) while a second project's server, with
+the very same command line, keeps running untouched."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple
+
+import pytest
+
+from ansible_collections.praxis.upgrade.plugins.module_utils import mcp_client as mc
+from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, state
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import sha256_file
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
+
+pytestmark = pytest.mark.slow
+fixture = pytest.importorskip("tests.fixtures.praxis_fixture", reason="fixture package not built yet")
+API = ("make_source", "checkout", "install", "start_http_server", "stop_server", "EXPECTED_TOOLS", "wheelhouse")
+if not all(hasattr(fixture, name) for name in API):
+    pytest.skip("tests/fixtures/praxis_fixture does not export %s yet" % ", ".join(API), allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = REPO / ".venv" / "bin" / "ansible"
+
+
+def praxis_server(check: bool = False, **module_args: Any) -> Tuple[Dict[str, Any], bool]:
+    """Run the module through `ansible localhost -c local`; return (task result, failed)."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"),
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    argv = [str(ANSIBLE), "localhost", "-c", "local", "-o", "-m", "praxis.upgrade.praxis_server",
+            "-a", json.dumps(module_args)] + (["--check"] if check else [])
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    try:  # one-line output: "localhost | CHANGED => {...}"
+        result = json.loads(proc.stdout.split(" => ", 1)[1])
+    except (ValueError, IndexError):
+        raise AssertionError("ansible printed no task result (exit %d): %s %s"
+                             % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+    return result, proc.returncode != 0
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: Any) -> Iterator[Dict[str, Path]]:
+    """Two v1 installations (same source), both servers running in http mode; stopped afterwards."""
+    root = tmp_path_factory.mktemp("server")
+    source = root / "src"
+    fixture.make_source(source, "v1")
+    found = {"source": source}
+    for name in ("ours", "theirs"):
+        project = root / name
+        project.mkdir()
+        fixture.install(source, project, fixture.wheelhouse(), user_content=True)
+        found[name] = project
+    try:
+        for name in ("ours", "theirs"):
+            fixture.start_http_server(found[name])
+        yield found
+    finally:
+        for name in ("ours", "theirs"):
+            if name in found:
+                fixture.stop_server(found[name])
+
+
+def test_server_phase_v1_to_v2_spares_the_other_project(projects: Dict[str, Path]) -> None:
+    source, ours, theirs = projects["source"], projects["ours"], projects["theirs"]
+    home = ours / ".praxis-os"
+    theirs_state = fixture.read_state(theirs)
+    ours_before = fixture.read_state(ours)
+    assert ours_before["pid"] != theirs_state["pid"]
+    # same command line: only the project (cwd, PYTHONPATH) tells them apart
+    assert procutil.proc_cmdline(ours_before["pid"])[1:] == procutil.proc_cmdline(theirs_state["pid"])[1:]
+
+    facts = home / ".cache" / "facts.d" / "praxis_upgrade.fact"
+    state.save(str(facts), state.new_session("v2", session_id="ITEST"))
+    previous_sha = sha256_file(str(home / "mcp_server" / "requirements.txt"))
+    fixture.checkout(source, "v2")
+    manifest = build_manifest(str(source / "mcp_server"), prefix="mcp_server/")
+    common = {"praxis_home": str(home), "project_dir": str(ours)}
+
+    swap, failed = praxis_server(action="swap", source_dir=str(source), manifest=manifest, session_id="ITEST",
+                                 **common)
+    assert not failed, swap.get("msg")
+    assert swap["swapped"] and "mcp_server/tools/browser.py" in swap["swap"]["added"]
+    assert build_manifest(str(home / "mcp_server"), prefix="mcp_server/") == manifest
+
+    deps_args = dict(common, action="deps", previous_requirements_sha256=previous_sha,
+                     pip_args=["--no-index", "--find-links", str(fixture.wheelhouse())])
+    would, failed = praxis_server(check=True, **deps_args)
+    assert not failed and would["deps"]["would_run_pip"] and not would["pip_ran"]
+    deps, failed = praxis_server(**deps_args)
+    assert not failed, deps.get("msg")
+    assert deps["pip_ran"] and "humanize" in deps["deps"]["reason"]
+
+    restart, failed = praxis_server(action="restart", server_env={"HF_HUB_OFFLINE": "1"}, timeout=90, **common)
+    assert not failed, restart.get("msg")
+    assert restart["mode"] == "process" and restart["pid_before"] == ours_before["pid"]
+    assert restart["stopped_by"] == "INT" and restart["pid_after"] not in (None, ours_before["pid"])
+    # the new server outlived the ansible run that started it, and it is the v2 server
+    health = mc.probe("http", url=restart["url"], timeout=60, expected_tools=fixture.EXPECTED_TOOLS["v2"],
+                      smoke_calls=["get_server_info"])
+    assert health["errors"] == [] and health["server_version"] == "2.0.0"
+    assert procutil.verified_server_pid(str(home))[0] == restart["pid_after"]
+    assert "ERROR" not in procutil.log_tail(restart["log_file"], restart["log_offset"], lines=200)
+
+    # the other project's server: same pid, same state file, still answering v1
+    assert fixture.read_state(theirs) == theirs_state
+    assert procutil.check_server_pid(theirs_state["pid"], str(theirs / ".praxis-os"))[0]
+    other = mc.probe("http", url=theirs_state["url"], timeout=60, expected_tools=fixture.EXPECTED_TOOLS["v1"])
+    assert other["errors"] == []
+
+    fast, failed = praxis_server(action="deps", previous_requirements_sha256=deps["deps"]["requirements_sha256"],
+                                 **common)
+    assert not failed and not fast["pip_ran"] and not fast["changed"]
