@@ -1,0 +1,66 @@
+"""`make demo`: upgrade a local demo fleet of three prAxIs OS installations from v1 to v2.
+
+Each installation is a real project: a fixture prAxIs OS v1 (real MCP server, real venv) with the
+user's own specs, standards, workflow and a locally edited framework standard. One of them runs
+its server in http mode. The demo runs `playbooks/upgrade.yml` exactly as an operator would, prints
+the run report, then runs it again to show that a re-run at the target changes nothing.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from tests.fixtures import praxis_fixture as fx
+from tests.harness import REPO, Fleet
+
+WORKDIR = REPO / ".cache" / "demo"
+
+
+def banner(text: str) -> None:
+    print("\n" + "=" * 78 + "\n" + text + "\n" + "=" * 78, flush=True)
+
+
+def run(fleet: Fleet, title: str, *args: str) -> None:
+    banner(title)
+    started = time.monotonic()
+    result = fleet.upgrade("v2", *args)
+    elapsed = time.monotonic() - started
+    recap = result.stdout[result.stdout.rfind("PLAY RECAP"):] if "PLAY RECAP" in result.stdout else result.stdout[-3000:]
+    print(recap.rstrip())
+    if result.returncode != 0:
+        print(result.stdout[-6000:], result.stderr[-3000:], sep="\n")
+        raise SystemExit(f"demo: ansible-playbook failed with exit code {result.returncode}")
+    report = fleet.reports()[-1].with_suffix(".md")
+    print(f"\n{report.read_text()}\n(report: {report}; {elapsed:.1f} s)")
+
+
+def main() -> int:
+    if WORKDIR.exists():
+        for project in (WORKDIR / "projects").glob("*"):
+            try:
+                fx.stop_server(project)
+            except fx.FixtureError:
+                pass
+        shutil.rmtree(WORKDIR)
+    WORKDIR.mkdir(parents=True)
+    fleet = Fleet(WORKDIR)
+    try:
+        banner("Installing prAxIs OS v1 into three demo projects (real venvs from the local wheelhouse)")
+        for name, http in (("alpha", True), ("beta", False), ("gamma", False)):
+            host = fleet.add(name, "v1", http=http)
+            mode = "server running in http mode" if http else "IDE-launched (stdio)"
+            print(f"  {name:6} {host.project}  v1 {host.install['commit'][:7]}  {mode}")
+        run(fleet, "Upgrading the fleet to v2 (canary first: serial 1, 25%, 100%)")
+        for host in fleet.hosts:
+            print(f"  {host.name:6} VERSION.txt commit={host.version_commit()[:7]}  state={host.state()['status']}")
+        run(fleet, "Running the upgrade again: already at the target, nothing to do")
+    finally:
+        fleet.stop()
+    banner(f"Done. Projects, reports and logs stay in {WORKDIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
