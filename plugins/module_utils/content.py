@@ -11,7 +11,7 @@ manifest) and upstream (the new source), plus every older upstream version of th
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     UnsafePathError,
@@ -187,6 +187,19 @@ def verify(praxis_home: str, plan: Plan, policy: str) -> List[str]:
     return bad
 
 
+def pending_writes(plan: Plan, praxis_home: str, policy: str) -> List[Tuple[str, str]]:
+    """Sorted (upstream rel, destination rel) copies the plan needs; a `.upstream` copy already right is skipped."""
+    writes = [(rel, rel) for rel in plan["add"] + plan["update"]]
+    for rel in plan["conflict"]:
+        if policy == "take_upstream":
+            writes.append((rel, rel))
+            continue
+        beside = os.path.join(praxis_home, *(rel + UPSTREAM_SUFFIX).split("/"))
+        if not (os.path.isfile(beside) and sha256_file(beside) == plan.upstream[rel]):
+            writes.append((rel, rel + UPSTREAM_SUFFIX))
+    return sorted(writes)
+
+
 def apply(plan: Plan, praxis_home: str, source_dir: Optional[str], policy: str, check: bool = False,
           fault: Optional[Callable[[], None]] = None, trees: Iterable[str] = TREES) -> dict:
     """Carry out `plan` in `praxis_home` from the verified staged source in `source_dir`.
@@ -199,19 +212,15 @@ def apply(plan: Plan, praxis_home: str, source_dir: Optional[str], policy: str, 
                          % (policy, ", ".join(POLICIES)))
     if policy == "fail" and plan["conflict"]:
         raise ConflictError(plan["conflict"])
-    writes = [(rel, rel) for rel in plan["add"] + plan["update"]]
-    if policy == "take_upstream":
-        writes += [(rel, rel) for rel in plan["conflict"]]
-    else:
-        writes += [(rel, rel + UPSTREAM_SUFFIX) for rel in plan["conflict"]]
-    writes.sort()
+    writes = pending_writes(plan, praxis_home, policy)
     result = {"counts": plan.counts(), "policy": policy}
     result.update({name: list(paths) for name, paths in plan.classes.items()})
     if check:
-        result.update(written=[dst for _, dst in writes], upstream_written=[], deleted=list(plan["delete"]),
-                      verified=False)
+        result.update(written=[dst for rel, dst in writes if dst == rel],
+                      upstream_written=[dst for rel, dst in writes if dst != rel],
+                      deleted=list(plan["delete"]), verified=False)
         return result
-    _check_targets(praxis_home, [dst for _, dst in writes] + plan["delete"])
+    _check_targets(praxis_home, [dst for _rel, dst in writes] + plan["delete"])
     if writes and not source_dir:
         raise ContentError("no staged source to copy from; the archive must be extracted first")
     written, upstream_written, deleted = [], [], []
@@ -220,8 +229,6 @@ def apply(plan: Plan, praxis_home: str, source_dir: Optional[str], policy: str, 
         if index == halfway and fault is not None:
             fault()
         dst = os.path.join(praxis_home, *dst_rel.split("/"))
-        if dst_rel != rel and os.path.isfile(dst) and sha256_file(dst) == plan.upstream[rel]:
-            continue  # the .upstream copy from an earlier run is already right
         src = os.path.join(source_dir, *rel.split("/"))
         if not os.path.isfile(src):
             raise ContentError("staged source %s lacks %s; the staged source is corrupt — remove %s and "

@@ -48,6 +48,7 @@ INSTALL_MAP = (
     ("universal/usage", "usage"),
 )
 
+SOURCE_DIRS = tuple(src for src, _dst in INSTALL_MAP)
 SOURCE_JSON = "praxis-source.json"
 _GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 _REGULAR_MODES = ("100644", "100755")
@@ -70,8 +71,8 @@ def _git(path: str, *args: str, stdin: Optional[bytes] = None) -> bytes:
     except FileNotFoundError as exc:
         raise GitMissing("the `git` command is not installed on the controller; install git and re-run") from exc
     if proc.returncode != 0:
-        raise GitError("`git %s` failed in %s: %s" % (" ".join(args), path,
-                                                        proc.stderr.decode("utf-8", "replace").strip()))
+        detail = proc.stderr.decode("utf-8", "replace").strip()
+        raise GitError("`git %s` failed in %s: %s" % (" ".join(args), path, detail))
     return proc.stdout
 
 
@@ -139,7 +140,7 @@ def _check_layout(path: str) -> None:
 
 
 def _tracked(path: str) -> Set[str]:
-    out = _git(path, "ls-files", "-z", "--", *(src for src, _ in INSTALL_MAP))
+    out = _git(path, "ls-files", "-z", "--", *SOURCE_DIRS)
     return {name for name in out.decode("utf-8", "surrogateescape").split("\0") if name}
 
 
@@ -165,7 +166,7 @@ def mapped_files(path: str) -> Iterator[Tuple[str, str]]:
 def _raw_blobs(path: str) -> Iterator[Tuple[str, str]]:
     """(source rel path, blob id) of every regular-file version under the mapped trees in HEAD's history."""
     out = _git(path, "log", "--raw", "-m", "--no-renames", "--no-abbrev", "-z", "--format=", "HEAD",
-               "--", *(src for src, _ in INSTALL_MAP))
+               "--", *SOURCE_DIRS)
     tokens = out.decode("utf-8", "surrogateescape").split("\0")
     index = 0
     while index < len(tokens):
@@ -233,7 +234,7 @@ def history_hashes(path: str, current: Dict[str, str]) -> Dict[str, List[str]]:
         rel = installed_rel(name)
         if rel is not None:
             pairs.add((rel, blob))
-    hashes = _hash_blobs(path, sorted({blob for _, blob in pairs}))
+    hashes = _hash_blobs(path, sorted({blob for _rel, blob in pairs}))
     history: Dict[str, Set[str]] = {}
     for rel, blob in pairs:
         digest = hashes[blob]

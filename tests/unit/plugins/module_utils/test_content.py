@@ -231,8 +231,8 @@ def test_check_mode_writes_nothing(setup) -> None:
     home, _staged, base, upstream = setup
     before = snapshot(home)
     result = content.apply(plan_for(home, base, upstream), str(home), None, "keep_local", check=True)
-    assert result["written"] == ["scripts/tool.py", "workflows/new/added.md", "workflows/wf/conflict.md.upstream",
-                                 "workflows/wf/pristine.md"]
+    assert result["written"] == ["scripts/tool.py", "workflows/new/added.md", "workflows/wf/pristine.md"]
+    assert result["upstream_written"] == ["workflows/wf/conflict.md.upstream"]
     assert result["deleted"] == ["workflows/old/gone.md"] and result["verified"] is False
     assert snapshot(home) == before
 

@@ -1,0 +1,183 @@
+"""praxis_content run in-process: a v1 installation with local edits upgraded to v2 from a real git source."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from ansible_collections.praxis.upgrade.plugins.module_utils import source
+from ansible_collections.praxis.upgrade.plugins.modules import praxis_content
+from tests.unit.plugins.module_utils.test_content import snapshot
+from tests.unit.plugins.module_utils.test_source import git, make_source
+
+EXPECTED = {
+    "added": ["standards/universal/sub/new-name.md", "workflows/wf2/x.md"],
+    "updated": ["scripts/build_rag_index.py", "workflows/wf1/README.md"],
+    "kept": ["workflows/wf1/steady.md"],
+    "conflicts": ["standards/universal/core.md"],
+    "deleted": ["standards/universal/gone.md", "standards/universal/sub/old-name.md"],
+    "kept_removed": ["usage/old.md"],
+    "user_files": ["workflows/mine/flow.md"],
+}
+COUNTS = {"add": 2, "update": 2, "unchanged": 1, "keep": 1, "conflict": 1, "delete": 2, "user": 1,
+          "keep_removed": 1}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    """Once per module: the v1/v2 source, a v1 project with local edits (template) and the v2 archive."""
+    root = tmp_path_factory.mktemp("content")
+    repo = make_source(root / "src")
+    git(repo, "checkout", "-q", "v1")
+    v1 = source.inspect(str(repo))
+    v1.update(source.pack(v1["path"], v1, str(root / "cache")))
+    source.extract(v1["archive"], str(root / "v1-tree"), v1["manifest"])
+    home = root / "template" / ".praxis-os"
+    shutil.copytree(str(root / "v1-tree"), str(home))
+    os.unlink(home / "praxis-source.json")
+    (home / ".cache").mkdir()
+    (home / ".cache" / "base-manifest.json").write_text(json.dumps({"commit": v1["commit"], "files": v1["manifest"]}))
+    (home / "standards" / "universal" / "core.md").write_text("# core, my edits\n")
+    (home / "workflows" / "wf1" / "steady.md").write_text("# steady, my edits\n")
+    (home / "workflows" / "mine").mkdir()
+    (home / "workflows" / "mine" / "flow.md").write_text("# my workflow\n")
+    (home / "standards" / "development").mkdir()
+    (home / "standards" / "development" / "mine.md").write_text("# user tree\n")
+    git(repo, "checkout", "-q", "main")
+    v2 = source.inspect(str(repo))
+    v2.update(source.pack(v2["path"], v2, str(root / "cache")))
+    return {"template": root / "template", "v2": v2}
+
+
+@pytest.fixture()
+def install(built: Dict[str, Any], tmp_path: Path) -> Dict[str, Any]:
+    """A fresh copy of the edited v1 project with the v2 archive shipped into its cache."""
+    project = tmp_path / "project"
+    shutil.copytree(str(built["template"]), str(project), symlinks=True)
+    home, v2 = project / ".praxis-os", built["v2"]
+    shipped = home / ".cache" / "upgrade" / ("%s.tar.gz" % v2["commit"])
+    shipped.parent.mkdir(parents=True)
+    shutil.copy(v2["archive"], str(shipped))
+    args = {"praxis_home": str(home), "project_dir": str(project), "archive": str(shipped),
+            "commit": v2["commit"], "manifest": v2["manifest"], "history": v2["history"]}
+    return {"args": args, "home": home, "project": project, "v2": v2}
+
+
+def listed(result: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: result[key] for key in EXPECTED}
+
+
+def test_check_and_diff_plan_everything_and_write_nothing(run_module, install) -> None:
+    before = snapshot(install["project"])
+    result, failed = run_module(praxis_content, install["args"], check_mode=True, diff=True)
+    assert not failed, result
+    assert result["counts"] == COUNTS and listed(result) == EXPECTED
+    assert result["changed"] is True and result["staging_dir"] is None and result["verified"] is False
+    assert result["upstream_written"] == ["standards/universal/core.md.upstream"]
+    assert result["gitignore_added"] == list(praxis_content.content.GITIGNORE_ENTRIES)
+    assert result["truncated"] is False and result["conflict_policy"] == "keep_local"
+    diff = result["diff"]
+    assert diff["before_header"].endswith("(installed)") and install["v2"]["commit"] in diff["after_header"]
+    assert "standards/universal/core.md.upstream" in diff["after"]
+    assert "standards/universal/gone.md" in diff["before"]
+    assert snapshot(install["project"]) == before
+
+
+def test_upgrade_then_rerun_changes_nothing(run_module, install) -> None:
+    home, project = install["home"], install["project"]
+    server_before = {k: v for k, v in snapshot(home).items() if k.startswith("mcp_server")}
+    result, failed = run_module(praxis_content, install["args"])
+    assert not failed, result
+    assert result["changed"] is True and result["verified"] is True and result["extracted"] is True
+    assert result["counts"] == COUNTS and listed(result) == EXPECTED
+    assert result["upstream_written"] == ["standards/universal/core.md.upstream"]
+    assert result["staging_dir"] == str(home / ".cache" / "upgrade" / install["v2"]["commit"])
+    assert (home / "standards/universal/core.md").read_text() == "# core, my edits\n"
+    assert (home / "standards/universal/core.md.upstream").read_text() == "# core v2\n"
+    assert (home / "workflows/wf1/README.md").read_text() == "# wf1 v2\n"
+    assert (home / "standards/universal/sub/new-name.md").exists()
+    assert not (home / "standards/universal/gone.md").exists()
+    assert (home / "usage/old.md").exists() and (home / "standards/development/mine.md").exists()
+    assert (project / ".gitignore").read_text().splitlines() == list(praxis_content.content.GITIGNORE_ENTRIES)
+    assert {k: v for k, v in snapshot(home).items() if k.startswith("mcp_server")} == server_before
+
+    before = snapshot(project)
+    again, failed = run_module(praxis_content, install["args"])
+    assert not failed and again["changed"] is False, again
+    assert again["counts"]["conflict"] == 1 and again["counts"]["add"] == again["counts"]["delete"] == 0
+    assert again["upstream_written"] == [] and again["gitignore_added"] == [] and again["extracted"] is False
+    assert snapshot(project) == before
+    # Nothing left to write: no archive needed, and check mode agrees that nothing would change.
+    args = dict(install["args"])
+    del args["archive"]
+    for check in (True, False):
+        quiet, failed = run_module(praxis_content, args, check_mode=check)
+        assert not failed and quiet["changed"] is False, quiet
+
+
+def test_without_base_manifest_history_recognises_pristine_files(run_module, install) -> None:
+    os.unlink(install["home"] / ".cache" / "base-manifest.json")
+    result, failed = run_module(praxis_content, install["args"], check_mode=True)
+    assert not failed and result["counts"] == COUNTS and listed(result) == EXPECTED
+
+
+def test_take_upstream_replaces_the_local_copy(run_module, install) -> None:
+    result, failed = run_module(praxis_content, dict(install["args"], conflict_policy="take_upstream"))
+    assert not failed and result["upstream_written"] == []
+    assert (install["home"] / "standards/universal/core.md").read_text() == "# core v2\n"
+
+
+def test_fail_policy_fails_naming_paths_and_next_step(run_module, install) -> None:
+    before = snapshot(install["project"])
+    result, failed = run_module(praxis_content, dict(install["args"], conflict_policy="fail"))
+    assert failed
+    assert "standards/universal/core.md" in result["msg"] and "praxis_conflict_policy=keep_local" in result["msg"]
+    assert result["conflicts"] == ["standards/universal/core.md"]
+    assert snapshot(install["project"]) == before
+
+
+def test_lists_are_truncated_at_200(run_module, install) -> None:
+    manifest = dict(install["args"]["manifest"])
+    manifest.update({"workflows/bulk/f%03d.md" % i: "0" * 64 for i in range(205)})
+    result, failed = run_module(praxis_content, dict(install["args"], manifest=manifest), check_mode=True)
+    assert not failed and result["counts"]["add"] == 207
+    assert len(result["added"]) == 200 and result["truncated"] is True
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"project_dir": "/nonexistent/project"}, "project directory /nonexistent/project does not exist"),
+    ({"praxis_home": "/nonexistent/project/.praxis-os"}, "is not a prAxIs OS installation"),
+    ({"manifest": {"../escape.md": "0" * 64}}, "unsafe path"),
+    ({"history": {"/etc/passwd": ["0" * 64]}}, "unsafe path"),
+    ({"history": {"workflows/x.md": "nope"}}, "not a list of sha256"),
+    ({"archive": "/nonexistent/a.tar.gz"}, "does not exist on this host"),
+    ({"commit": None}, "neither staging_dir nor commit"),
+])
+def test_bad_input_fails_and_changes_nothing(run_module, install, change: Dict[str, Any], needle: str) -> None:
+    before = snapshot(install["project"])
+    args = {k: v for k, v in dict(install["args"], **change).items() if v is not None}
+    result, failed = run_module(praxis_content, args)
+    assert failed and needle in result["msg"], result
+    assert snapshot(install["project"]) == before
+
+
+def test_missing_archive_option_when_content_must_change(run_module, install) -> None:
+    args = dict(install["args"])
+    del args["archive"]
+    result, failed = run_module(praxis_content, args)
+    assert failed and "archive is not set" in result["msg"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("{broken", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    (json.dumps({"files": {"../x": "0" * 64}}), "unsafe path"),
+])
+def test_corrupt_base_manifest_fails_with_next_step(run_module, install, text: str, needle: str) -> None:
+    (install["home"] / ".cache" / "base-manifest.json").write_text(text)
+    result, failed = run_module(praxis_content, install["args"])
+    assert failed and needle in result["msg"]
