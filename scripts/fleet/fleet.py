@@ -198,6 +198,7 @@ def sshd_config(host: dict[str, Any], hdir: Path) -> str:
         "KbdInteractiveAuthentication no",
         "StrictModes yes",
         "UseDNS no",
+        "AcceptEnv PRAXIS_FAULT_POINT",   # tests inject faults per run: ssh -o SetEnv=PRAXIS_FAULT_POINT=...
         "MaxSessions 64",
         "MaxStartups 64:30:128",
         "LogLevel ERROR",
