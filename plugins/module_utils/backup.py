@@ -205,25 +205,27 @@ def _link_or_copy(src: str, dst: str, use_links: bool) -> bool:
 
 
 def _venv_state(root: str) -> VenvManifest:
-    """Stat-only description of a venv tree: {"files": {rel: [size, mtime_ns, mode]}, "links", "dirs"}."""
+    """Stat-only description of a venv tree: {"files": {rel: [size, mtime_ns, mode]}, "links", "dirs"}.
+
+    os.scandir: entry types come from the directory itself, so only regular files cost a stat call.
+    """
     files: Dict[str, list] = {}
     links: Dict[str, str] = {}
     dirs: List[str] = []
-    for current, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(current, root).replace(os.sep, "/")
-        keep = []
-        for name in sorted(dirnames) + sorted(filenames):
-            path = os.path.join(current, name)
-            rel = name if rel_dir == "." else rel_dir + "/" + name
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                links[rel] = os.readlink(path)
-            elif stat.S_ISDIR(st.st_mode):
-                keep.append(name)
-                dirs.append(rel)
-            elif stat.S_ISREG(st.st_mode):
-                files[rel] = [st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)]
-        dirnames[:] = keep
+    stack = [("", root)]
+    while stack:
+        rel_dir, path = stack.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                rel = rel_dir + "/" + entry.name if rel_dir else entry.name
+                if entry.is_symlink():
+                    links[rel] = os.readlink(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    dirs.append(rel)
+                    stack.append((rel, entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    files[rel] = [st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)]
     return {"files": files, "links": links, "dirs": sorted(dirs)}
 
 
