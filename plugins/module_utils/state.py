@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import datetime
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import atomic_write_json, read_json
 
@@ -270,4 +270,3 @@ def journal_set(path: str, entry: dict) -> State:
 def journal_clear(path: str, op: str) -> State:
     """Load the state at `path`, drop every entry of `op`, save; return it."""
     return save(path, without_journal(_load_existing(path), op))
-

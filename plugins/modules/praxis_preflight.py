@@ -22,7 +22,9 @@ description:
   - All checks that can be made are made; the task fails listing every problem with the next step.
   - Never changes anything, so it runs for real in check mode.
 author:
-  - praxis.upgrade contributors
+  - praxis.upgrade contributors (@praxis-upgrade)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   project_dir:
     description: Absolute path of the project holding the installation (C(praxis_project_dir)).

@@ -23,7 +23,9 @@ description:
   - O(state=phase_done) records a completed phase with its evidence and timing.
   - O(state=completed), O(state=failed) and O(state=rolled_back) close the session and release the lock.
 author:
-  - praxis.upgrade contributors
+  - praxis.upgrade contributors (@praxis-upgrade)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   praxis_home:
     description: Path of the installation's C(.praxis-os) directory.
@@ -187,8 +189,11 @@ def _same(before, after):
     """Equal apart from the `updated_at` stamp that every save refreshes."""
     if before is None:
         return False
-    strip = lambda doc: {k: v for k, v in doc.items() if k != "updated_at"}  # noqa: E731
-    return strip(before) == strip(after)
+    return _unstamped(before) == _unstamped(after)
+
+
+def _unstamped(document):
+    return {key: value for key, value in document.items() if key != "updated_at"}
 
 
 class Session:

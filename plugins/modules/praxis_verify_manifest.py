@@ -14,12 +14,14 @@ short_description: Verify a directory tree against a SHA-256 manifest or another
 version_added: "1.0.0"
 description:
   - Hashes every file below O(path) and compares it with a C(MANIFEST.json)-style manifest
-    (C({"files": {"relative/path": "<sha256>"}})) or with another tree, reporting files missing,
-    changed and extra.
+    (a JSON object whose C(files) maps relative paths to SHA-256 hex digests) or with another tree,
+    reporting files missing, changed and extra.
   - Symlinks pointing outside a tree and manifest entries that are absolute or contain C(..) are refused.
   - Read-only; runs the same in check mode.
 author:
-  - praxis.upgrade contributors
+  - praxis.upgrade contributors (@praxis-upgrade)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description: Root of the tree to verify.
