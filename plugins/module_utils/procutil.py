@@ -319,8 +319,7 @@ def wait_for_server(praxis_home: str, pid: Optional[int], started_after: float, 
             state = read_server_state(praxis_home)
         except ValueError as exc:  # written atomically, so only a foreign writer gets here
             state, last_problem = None, str(exc)
-        if _fresh(state, pid, started_after):
-            assert state is not None
+        if state is not None and _fresh(state, pid, started_after):
             spid = _state_pid(state)
             ok, why = check_server_pid(spid, praxis_home) if spid else (False, "state file names no pid")
             url = _state_url(state)

@@ -308,10 +308,10 @@ def _run_pip(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[str, 
                               % (shown, exc, ROLLBACK_HINT))
     faults.fault_point("server.during_pip")
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out = proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
+        out = proc.communicate()[0]
         tail = _tail(out.decode("utf-8", "replace"))
         raise DependencyError("`%s` did not finish within %g s (killed); the index may be unreachable — set "
                               "praxis_pip_args (e.g. --no-index --find-links DIR) and re-run, or roll back "

@@ -26,7 +26,7 @@ description:
     belongs to this project (cwd or C(PYTHONPATH)); servers are never looked up by name.
   - After a (re)start the module waits for a fresh state file and a healthy MCP handshake.
 author:
-  - praxis.upgrade contributors
+  - praxis.upgrade maintainers (@praxis-upgrade)
 options:
   praxis_home:
     description: The installation's C(.praxis-os) directory.
@@ -46,7 +46,7 @@ options:
     type: path
   manifest:
     description:
-      - Source manifest C({relative path: sha256}); entries under C(mcp_server/) are used (O(action=swap)).
+      - "Source manifest C({relative path: sha256}); entries under C(mcp_server/) are used (O(action=swap))."
     type: dict
   session_id:
     description: Upgrade session id; names the staged C(mcp_server.new-<id>) and C(mcp_server.old-<id>) trees.
@@ -97,16 +97,20 @@ options:
     description: Seconds to wait after SIGINT, SIGTERM and SIGKILL respectively.
     type: list
     elements: float
-    default: [10, 10, 5]
+    default: [10.0, 10.0, 5.0]
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be swapped, installed, stopped or started, and changes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in diff_mode).
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: posix
-    details: Linux (reads C(/proc)).
+    details: Linux only (reads C(/proc)).
 notes:
   - The server is started detached (own session) in http mode, with its log appended to
     C(<praxis_home>/.cache/mcp_server.log); RV(log_offset) lets a validation scan only new lines.
@@ -320,12 +324,12 @@ def _stop_process(module, params, result):
         return
     result["changed"] = True
     if module.check_mode:
-        result["plan"].append("would stop pid %d (INT, then TERM, then KILL)" % pid)
+        result["plan"].append("would stop pid %s (INT, then TERM, then KILL)" % pid)
         return
     stopped = procutil.stop(pid, params["stop_timeouts"])
     result.update(stopped_by=stopped["stopped_by"], stop_duration_s=stopped["duration_s"])
-    result["plan"].append("stopped pid %d with SIG%s in %.1f s" % (pid, stopped["stopped_by"] or "(gone)",
-                                                                  stopped["duration_s"]))
+    result["plan"].append("stopped pid %s with SIG%s in %.1f s"
+                          % (pid, stopped["stopped_by"] or "(gone)", stopped["duration_s"]))
 
 
 def _wait(module, params, result, pid, started_after):
@@ -415,7 +419,7 @@ def main():
         argument_spec=dict(
             praxis_home=dict(type="path", required=True),
             project_dir=dict(type="path", required=True),
-            action=dict(type="str", required=True, choices=sorted(ACTIONS)),
+            action=dict(type="str", required=True, choices=["swap", "deps", "restart", "stop", "start", "recover"]),
             source_dir=dict(type="path"),
             manifest=dict(type="dict"),
             session_id=dict(type="str"),
