@@ -197,6 +197,9 @@ def swap_server(praxis_home: str, source_dir: str, manifest_subset: Dict[str, st
     result["changed"] = True
     if check:
         return result
+    if state.load(state_path) is None:
+        raise SwapError("no upgrade session recorded in %s: the swap journal lives there; start the session "
+                        "first (praxis.upgrade.praxis_state)" % state_path)
     source_server = os.path.join(source_dir, "mcp_server")
     if not os.path.isdir(source_server):
         raise SwapError("%s does not exist; the shipped source is incomplete — re-run the upgrade" % source_server)

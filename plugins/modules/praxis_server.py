@@ -86,7 +86,9 @@ options:
     choices: [system, user]
     default: system
   server_env:
-    description: Environment for every server start (C(praxis_server_env)), e.g. C(HF_HOME), API keys.
+    description:
+      - Environment for every server start (C(praxis_server_env)), e.g. C(HF_HOME), API keys.
+      - Also given to pip and the post-install commands (proxies, C(PIP_INDEX_URL)).
     type: dict
     default: {}
   timeout:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict
 
@@ -99,6 +100,13 @@ def test_swap_refuses_empty_or_unsafe_manifests(setup: Dict[str, object]) -> Non
     setup["manifest"] = {"mcp_server/../../etc/passwd": "0" * 64}
     with pytest.raises(ValueError, match="unsafe path"):
         swap(setup)
+
+
+def test_swap_needs_a_session(setup: Dict[str, object]) -> None:
+    os.unlink(setup["facts"])
+    with pytest.raises(serverops.SwapError, match="no upgrade session recorded"):
+        swap(setup)
+    assert tree(setup["home"] / "mcp_server") == V1 and leftovers(setup["home"]) == []
 
 
 def test_swap_needs_the_source_tree(setup: Dict[str, object], tmp_path: Path) -> None:
@@ -260,3 +268,26 @@ def test_deps_without_requirements_or_venv(tmp_path: Path) -> None:
     with pytest.raises(serverops.DependencyError, match="failed to inspect its packages") as failed:
         serverops.ensure_dependencies(str(home), None)
     assert "broken" in failed.value.output_tail
+
+
+DEPS_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.praxis.upgrade.plugins.module_utils import serverops
+serverops.ensure_dependencies(sys.argv[2], None, ["--no-index", "--find-links", sys.argv[3]])
+"""
+
+
+def test_real_kill_during_pip_takes_pip_down_too(venv_home: Path) -> None:
+    python = str(venv_home / "venv" / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "uninstall", "-y", "-q", "humanize"], check=True, capture_output=True)
+    requirements(venv_home, "humanize==4.17.0\n")
+    env = dict(os.environ, PRAXIS_FAULT_POINT="server.during_pip")
+    proc = subprocess.run([sys.executable, "-c", DEPS_CHILD, str(REPO / ".build" / "collections"),
+                           str(venv_home), str(WHEELHOUSE)], env=env, start_new_session=True,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -9
+    # pip was in the killed process group: given time it would have installed humanize; it did not
+    time.sleep(3)
+    req_file = str(venv_home / "mcp_server" / "requirements.txt")
+    assert serverops.unsatisfied_requirements(python, req_file) == ["humanize==4.17.0"]
