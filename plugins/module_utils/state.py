@@ -178,6 +178,12 @@ def mark_phase(
     return result
 
 
+def last_activity(state: State) -> str:
+    """When the session last finished something: the start of the phase that follows it."""
+    finished = [p["finished_at"] for p in state["phases"].values() if p.get("finished_at")]
+    return max(finished) if finished else state["started_at"]
+
+
 def finish(
     state: State, status: str, reason: Optional[str] = None, now: Optional[datetime.datetime] = None
 ) -> State:

@@ -26,12 +26,14 @@ author:
 options:
   state:
     description:
-      - C(present) creates a backup and verifies it.
+      - C(present) creates a backup and verifies it. When O(session_id) already made a complete backup
+        (an interrupted upgrade being resumed) that backup is verified and reused instead.
+      - C(listed) lists the backups (read-only).
       - C(verified) re-hashes a backup and checks its venv snapshot (read-only).
       - C(restored) verifies a backup, then restores it.
       - C(pruned) removes old backups beyond O(keep).
     type: str
-    choices: [present, verified, restored, pruned]
+    choices: [present, verified, restored, pruned, listed]
     default: present
   praxis_home:
     description: Path of the installation's C(.praxis-os) directory.
@@ -124,6 +126,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+reused:
+  description: C(present) found a complete backup already made by this O(session_id) (a resumed upgrade) and verified it instead of taking another.
+  returned: state is present and a backup of the session exists
+  type: bool
+backups:
+  description: Backups under the backup root, oldest first (C(name), C(path), C(complete), C(timestamp), C(session_id)).
+  returned: state is listed
+  type: list
+  elements: dict
 path:
   description: Absolute path of the backup created, verified or restored (null in check mode of C(present)).
   returned: state is present, verified or restored
@@ -240,9 +251,24 @@ DEFAULT_PATHS = [
 ]
 
 
+def session_backup(root, session_id):
+    """The complete backup an earlier run of this session already made (a resumed upgrade), if any."""
+    if not session_id:
+        return None
+    mine = [b for b in backup.list_backups(root) if b["complete"] and b["session_id"] == session_id]
+    return mine[-1] if mine else None
+
+
 def run_present(module, home, root, project):
     params = module.params
     venv = "venv" if params["venv"] else None
+    earlier = session_backup(root, params["session_id"])
+    if earlier:
+        report = backup.verify(earlier["path"])
+        if not report["ok"]:
+            module.fail_json(msg="the backup this session made earlier " + backup.verification_message(report))
+        return dict(changed=False, verified=True, reused=True, path=report["path"], name=report["name"],
+                    file_count=report["file_count"], bytes=None, venv_files=None, duration_s=0.0)
     if module.check_mode:
         planned = backup.plan(home, params["paths"], project, params["project_files"], venv)
         return dict(changed=True, path=None, name=None, file_count=planned["file_count"], bytes=planned["bytes"],
@@ -297,7 +323,7 @@ def run_restored(module, home, root, project):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", default="present", choices=["present", "verified", "restored", "pruned"]),
+            state=dict(type="str", default="present", choices=["present", "verified", "restored", "pruned", "listed"]),
             praxis_home=dict(type="path", required=True),
             backup_root=dict(type="path"),
             paths=dict(type="list", elements="str", default=DEFAULT_PATHS),
@@ -323,6 +349,8 @@ def main():
             result = run_verified(module, root)
         elif state == "restored":
             result = run_restored(module, home, root, project)
+        elif state == "listed":
+            result = dict(changed=False, backups=backup.list_backups(root))
         else:
             pruned = backup.prune(root, params["keep"], params["protect"], check=module.check_mode)
             result = dict(changed=bool(pruned["removed"]), pruned=pruned["removed"], kept=pruned["kept"])

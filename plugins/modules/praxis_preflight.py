@@ -35,9 +35,23 @@ options:
     type: str
     default: .praxis-os
   target_commit:
-    description: Commit the upgrade would install.
+    description:
+      - Commit the upgrade would install.
+      - Omit it for a plain status check (as C(playbooks/status.yml) does); RV(up_to_date) is then false.
     type: str
-    required: true
+  server_mode:
+    description: Requested server mode (C(praxis_server_mode)); resolved into RV(server_mode) per SPEC 5.
+    type: str
+    choices: [auto, none, process, systemd]
+    default: auto
+  systemd_unit:
+    description: systemd unit running the server, for C(systemd) mode (C(praxis_systemd_unit)).
+    type: str
+    default: ""
+  check_disk:
+    description: Whether to check free disk space (a status check does not need it).
+    type: bool
+    default: true
   controller:
     description: Who drives the upgrade (C(user@host)); an interrupted session is resumed only from the same controller.
     type: str
@@ -88,6 +102,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+server_mode:
+  description: Resolved server mode (C(none), C(process) or C(systemd)).
+  returned: always
+  type: str
+  sample: process
+server_mode_reason:
+  description: Why that mode was chosen.
+  returned: always
+  type: str
+server_pid:
+  description: Verified pid of this project's running server (alive, in this project, running mcp_server), else null.
+  returned: always
+  type: int
 praxis_home:
   description: Absolute path of the installation.
   returned: always
@@ -178,6 +205,7 @@ import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
+from ansible_collections.praxis.upgrade.plugins.module_utils import procutil
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
 
@@ -253,6 +281,7 @@ class Preflight:
             venv_python=None, venv_python_version=None, disk_free_bytes=None, disk_needed_bytes=None,
             backup_bytes=None, lock=None, lock_status=None, lock_reason=None, last_session=None, resume=False,
             resume_session_id=None, completed_phases=[], up_to_date=False, server_state=None,
+            server_mode=None, server_mode_reason=None, server_pid=None,
         )
 
     def stop(self, msg):
@@ -315,13 +344,13 @@ class Preflight:
             return None
         self.facts["last_session"] = last
         target = self.p["target_commit"]
-        if states.is_interrupted(last):
+        if states.is_interrupted(last) and target:
             if last.get("target_commit") != target:
                 self.problems.append(states.interrupted_message(last, target, path))
             else:
                 self.facts.update(resume=True, resume_session_id=last["session_id"],
                                   completed_phases=list(last["completed_phases"]))
-        self.facts["up_to_date"] = self.facts["installed_commit"] == target and not states.is_interrupted(last)
+        self.facts["up_to_date"] = bool(target) and self.facts["installed_commit"] == target and not states.is_interrupted(last)
         return last
 
     def lock(self, home, last):
@@ -363,13 +392,31 @@ class Preflight:
         else:
             self.notes.append("server state file %s is not a JSON object; ignored" % path)
 
+    def server_mode(self, home):
+        if self.facts["server_state"] is None and os.path.exists(procutil.state_file_path(home)):
+            # corrupt state file (already warned about): no pid can be verified from it
+            requested = self.p["server_mode"]
+            mode = "systemd" if self.p["systemd_unit"] and requested == "auto" else requested
+            mode = "none" if mode == "auto" else mode
+            self.facts.update(server_mode=mode, server_mode_reason="the server state file is unreadable")
+            return
+        try:
+            mode, reason = procutil.resolve_mode(self.p["server_mode"], self.p["systemd_unit"], home)
+            pid, _why = procutil.verified_server_pid(home)
+        except ValueError as exc:
+            self.problems.append(str(exc))
+            return
+        self.facts.update(server_mode=mode, server_mode_reason=reason, server_pid=pid)
+
     def run(self):
         home = self.locate()
         self.versions(home)
-        self.disk(home)
+        if self.p["check_disk"]:
+            self.disk(home)
         last = self.session(home)
         self.lock(home, last)
         self.server_state(home)
+        self.server_mode(home)
         for note in self.notes:
             self.module.warn(note)
         self.facts.update(changed=False, problems=self.problems, warnings_found=self.notes)
@@ -385,7 +432,10 @@ def main():
         argument_spec=dict(
             project_dir=dict(type="path", required=True),
             praxis_home_name=dict(type="str", default=".praxis-os"),
-            target_commit=dict(type="str", required=True),
+            target_commit=dict(type="str"),
+            server_mode=dict(type="str", default="auto", choices=["auto", "none", "process", "systemd"]),
+            systemd_unit=dict(type="str", default=""),
+            check_disk=dict(type="bool", default=True),
             controller=dict(type="str"),
             bytes_to_write=dict(type="int", default=0),
             lock_stale_after=dict(type="int", default=locks.DEFAULT_STALE_AFTER),

@@ -239,6 +239,9 @@ class Session:
                 target, installed_commit=self.p["installed_commit"], target_describe=self.p["target_describe"],
                 source_path=self.p["source_path"], controller=self.p["controller"], host=self.p["host"],
                 run_id=self.p["run_id"], session_id=self.p["session_id"], now=self.now)
+            # preflight changed nothing, so its evidence is recorded when the session begins
+            after = states.mark_phase(after, "preflight", self.p["evidence"], self.p["phase_started_at"],
+                                      now=self.now)
         owner = locks.make_owner(after["session_id"], target, self.p["controller"], self.p["host"],
                                  self.p["run_id"], states.iso(self.now))
         if self.module.check_mode:
@@ -286,8 +289,8 @@ class Session:
                       % (before["session_id"], self.facts, before["status"]))
         self.check_lock_not_lost(before["session_id"])
         try:
-            after = states.mark_phase(before, self.p["phase"], self.p["evidence"], self.p["phase_started_at"],
-                                      now=self.now)
+            after = states.mark_phase(before, self.p["phase"], self.p["evidence"],
+                                      self.p["phase_started_at"] or states.last_activity(before), now=self.now)
         except ValueError as exc:
             self.fail("cannot record phase %s: %s; pass phase_started_at as UTC ISO-8601 like 2026-11-24T10:15:00Z"
                       % (self.p["phase"], exc))

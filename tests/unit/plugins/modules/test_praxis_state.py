@@ -65,7 +65,8 @@ def test_started_creates_session_and_lock(state_of, home):
     assert result["session"] == facts(home)
     assert facts(home)["session_id"] == sid and facts(home)["status"] == "in_progress"
     assert lock_of(home)["session_id"] == sid and lock_of(home)["controller"] == "alice@ctl"
-    assert result["next_phase"] == "preflight"
+    assert result["next_phase"] == "backup"  # preflight is recorded as the session begins
+    assert facts(home)["completed_phases"] == ["preflight"]
     assert result["diff"]["before"] == {} and result["diff"]["after"]["session_id"] == sid
 
 
@@ -196,7 +197,7 @@ def test_check_mode_of_resume_and_final_writes_nothing(state_of, home):
     resumed, _ = state_of("started", target_commit=TARGET, check_mode=True)
     assert resumed["resumed"] and resumed["lock_action"] == "ours"
     phase, failed = state_of("phase_done", phase="backup", check_mode=True)
-    assert not failed and phase["session"]["completed_phases"] == ["backup"]
+    assert not failed and phase["session"]["completed_phases"] == ["preflight", "backup"]
     done, failed = state_of("completed", check_mode=True)
     assert not failed and done["lock_action"] == "released" and done["session"]["status"] == "completed"
     assert snapshot(home) == before
@@ -209,10 +210,10 @@ def test_phase_done_records_phase_evidence_backup(state_of, home):
                               diff=True)
     assert not failed and result["changed"]
     saved = facts(home)
-    assert saved["completed_phases"] == ["backup"] and saved["backup_path"] == "/p/.backups/x"
+    assert saved["completed_phases"] == ["preflight", "backup"] and saved["backup_path"] == "/p/.backups/x"
     assert saved["phases"]["backup"]["evidence"] == {"files": 42}
     assert saved["phases"]["backup"]["duration_s"] is not None
-    assert result["diff"]["before"]["completed_phases"] == []
+    assert result["diff"]["before"]["completed_phases"] == ["preflight"]
     assert lock_of(home)["session_id"] == started["session_id"]  # kept during the run
 
 
@@ -227,7 +228,7 @@ def test_phase_done_refusals(state_of, home):
     put_lock(home, session="THIEF")
     result, failed = state_of("phase_done", phase="backup")
     assert failed and "THIEF" in result["msg"] and "no longer holds" in result["msg"]
-    assert facts(home)["completed_phases"] == []
+    assert facts(home)["completed_phases"] == ["preflight"]
 
 
 def test_phase_done_on_finished_session_is_refused(state_of, home):
