@@ -71,6 +71,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+controller:
+  description: Who drives the upgrade, as C(user@host) of the controller; recorded in locks and sessions.
+  returned: always
+  type: str
+  sample: ops@bastion
 path:
   description: Resolved absolute path of the checkout.
   returned: always
@@ -129,6 +134,9 @@ changed:
   type: bool
 """
 
+import getpass
+import socket
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import GitError, inspect, pack
 
@@ -147,7 +155,7 @@ def main():
         packed = pack(info["path"], info, module.params["archive_dir"])
     except (ValueError, GitError, OSError) as exc:
         module.fail_json(msg="praxis source: %s" % exc)
-    result = dict(info)
+    result = dict(info, controller="%s@%s" % (getpass.getuser(), socket.gethostname()))
     written = packed.pop("written")
     result.update(packed)
     module.exit_json(changed=written, **result)
