@@ -105,8 +105,9 @@ class Fleet:
                    str(REPO / "playbooks" / name), *args]
         if extra:
             command += ["-e", json.dumps(extra)]
+        # its own session: a fault-injection point kills the whole process group of the run
         return subprocess.run(command, cwd=self.workdir, env=ansible_env(env), text=True,
-                              capture_output=True, timeout=timeout, check=False)
+                              capture_output=True, timeout=timeout, check=False, start_new_session=True)
 
     def upgrade(self, version: str = "v2", *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
         extra = dict(kwargs.pop("extra", None) or {}, praxis_source=str(self.source(version)))
