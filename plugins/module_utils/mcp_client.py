@@ -15,6 +15,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -97,6 +98,14 @@ def content_text(result: Dict[str, Any], limit: int = TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _shutdown(sock: socket.socket) -> None:
+    """Unblock any read on ``sock`` (called by the deadline watchdog)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def _tail(data: bytes, limit: int = STDERR_LIMIT) -> str:
     text = data.decode("utf-8", "replace").strip()
     return text[-limit:]
@@ -139,16 +148,29 @@ class HttpTransport:
         if self.deadline.expired():
             raise self._timeout_error()
         conn = self._connect(self.deadline.remaining())
+        watchdog = None  # type: Optional[threading.Timer]
         try:
+            conn.connect()
+            # Socket timeouts bound each read; the watchdog bounds the whole exchange (a server trickling bytes).
+            watchdog = threading.Timer(max(0.0, self.deadline.remaining()), _shutdown, (conn.sock,))
+            watchdog.daemon = True
+            watchdog.start()
             conn.request("POST", self.path, body=json.dumps(message).encode(), headers=self._headers())
-            resp = conn.getresponse()
-            return self._read(resp, message)
+            return self._read(conn.getresponse(), message)
         except (socket.timeout, TimeoutError):
             raise self._timeout_error()
-        except (ConnectionError, OSError, http.client.HTTPException) as exc:
+        except McpError:
+            if self.deadline.expired():
+                raise self._timeout_error()
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            if self.deadline.expired():
+                raise self._timeout_error()
             raise McpError("cannot reach %s: %s — is the server running? check %s"
                            % (self.url, exc, self.log_hint))
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             conn.close()
 
     def _read(self, resp: http.client.HTTPResponse, message: Dict[str, Any]) -> Optional[Dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Tests of the stdlib MCP client against real servers on loopback (mcp SDK, stdlib HTTP, raw sockets)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -183,6 +184,38 @@ def test_http_hang_is_bounded_by_the_timeout() -> None:
     assert result["healthy"] is False
     assert result["errors"] == ["no answer from %s within 1.5 s — is the server running? "
                                 "check .praxis-os/.cache/mcp_server.log" % url]
+
+
+def test_http_trickling_answer_is_bounded_by_the_timeout() -> None:
+    """A server that keeps sending bytes (never a full event) must not outlive the deadline."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn = listener.accept()[0]
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: ")
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                conn.sendall(b"x")
+                time.sleep(0.1)
+        conn.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = "http://127.0.0.1:%d/mcp" % listener.getsockname()[1]
+    try:
+        started = time.monotonic()
+        result = mc.probe("http", url=url, timeout=1.5)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert elapsed < 1.5 + 2
+    assert result["errors"] == ["no answer from %s within 1.5 s — is the server running? check the server log" % url]
 
 
 # ---------------------------------------------------------------- scripted stdlib servers
