@@ -11,13 +11,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import selectors
 import signal
 import socket
 import subprocess
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 from urllib.parse import urlsplit
 
 PROTOCOL_VERSION = "2025-06-18"
@@ -26,6 +27,8 @@ STATE_FILE = ".mcp_server_state.json"
 TEXT_LIMIT = 500
 STDERR_LIMIT = 2000
 MAX_PAGES = 100
+LOG_ERROR_RE = re.compile(r"\b(ERROR|CRITICAL)\b")
+LOG_SCAN_LIMIT = 8 * 1024 * 1024
 
 
 class McpError(Exception):
@@ -62,7 +65,7 @@ def parse_sse(text: str) -> List[Dict[str, str]]:
         elif line.startswith(":"):
             continue
         else:
-            field, _, value = line.partition(":")
+            field, _colon, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
             if field == "event":
                 event = value
@@ -271,9 +274,8 @@ class StdioTransport:
             raise McpError("cannot start the server command %s: %s — check the path (is the venv "
                            "installed?)" % (" ".join(self.command), exc))
         self.selector = selectors.DefaultSelector()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.selector.register(self.proc.stdout, selectors.EVENT_READ, "out")
-        self.selector.register(self.proc.stderr, selectors.EVENT_READ, "err")
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ, "out")  # type: ignore[arg-type]
+        self.selector.register(self.proc.stderr, selectors.EVENT_READ, "err")  # type: ignore[arg-type]
 
     def _died(self) -> McpError:
         code = self.proc.poll()
@@ -301,10 +303,10 @@ class StdioTransport:
                 self.stderr_buf = (self.stderr_buf + chunk)[-STDERR_LIMIT * 2:]
 
     def send(self, message: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-        assert self.proc.stdin is not None
+        stdin = cast(IO[bytes], self.proc.stdin)
         try:
-            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-            self.proc.stdin.flush()
+            stdin.write(json.dumps(message).encode() + b"\n")
+            stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died()
         if "id" not in message:
@@ -324,7 +326,7 @@ class StdioTransport:
                 raise McpError("no answer from the server command %s within %g s (%s): %s"
                                % (" ".join(self.command), self.deadline.seconds, message["method"],
                                   _tail(self.stderr_buf) or "(no stderr output)"))
-            for key, _ in self.selector.select(min(remaining, 0.5)):
+            for key, _events in self.selector.select(min(remaining, 0.5)):
                 chunk = os.read(key.fd, 65536)
                 if key.data == "err":
                     self.stderr_buf = (self.stderr_buf + chunk)[-STDERR_LIMIT * 2:]
@@ -390,7 +392,7 @@ class McpSession:
 
     def list_tools(self) -> List[str]:
         names, cursor = [], None  # type: List[str], Optional[str]
-        for _ in range(MAX_PAGES):
+        for _page in range(MAX_PAGES):
             result = self.request("tools/list", {"cursor": cursor} if cursor else None)
             names.extend(str(t.get("name")) for t in result.get("tools") or [] if isinstance(t, dict))
             cursor = result.get("nextCursor")
@@ -547,6 +549,24 @@ def discover_http_url(praxis_home: str) -> Tuple[Optional[str], Optional[int], O
     if not url:
         return None, pid, "the server state file %s has no url/port — restart the server" % path
     return str(url), pid, None
+
+
+def log_errors(path: str, offset: int = 0, limit: int = 20) -> Tuple[List[str], int]:
+    """(first ``limit`` ERROR/CRITICAL lines written to ``path`` after byte ``offset``, how many in all).
+
+    A missing log has no errors; a log shorter than ``offset`` was rotated and is read from the start.
+    At most the last LOG_SCAN_LIMIT bytes are read.
+    """
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            start = offset if 0 <= offset <= size else 0
+            handle.seek(max(start, size - LOG_SCAN_LIMIT))
+            text = handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return [], 0
+    found = [line.rstrip() for line in text.splitlines() if LOG_ERROR_RE.search(line)]
+    return [line[:300] for line in found[:limit]], len(found)
 
 
 def stdio_command_for(praxis_home: str) -> List[str]:

@@ -20,7 +20,7 @@ description:
   - Over C(stdio) a fresh server process is spawned, probed, and always stopped again.
   - Read-only; C(changed) is always false and the probe also runs in check mode.
 author:
-  - praxis.upgrade contributors
+  - praxis.upgrade maintainers (@praxis-upgrade)
 options:
   transport:
     description: How to reach the server.
@@ -84,13 +84,28 @@ options:
     description: Seconds to wait between attempts.
     type: float
     default: 2
+  log_file:
+    description:
+      - Server log to check for C(ERROR)/C(CRITICAL) lines (for example C(<praxis_home>/.cache/mcp_server.log)).
+      - Any such line written after O(log_offset) makes the server unhealthy. A missing file has no errors.
+    type: path
+  log_offset:
+    description:
+      - Byte offset in O(log_file) where the lines to check start (its size just before the restart).
+      - A log shorter than this was rotated and is checked from the start.
+    type: int
+    default: 0
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The probe changes nothing, so it runs in check mode too.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 """
 
@@ -108,6 +123,13 @@ EXAMPLES = r"""
     praxis_home: /srv/app/.praxis-os
     env: "{{ praxis_server_env }}"
     min_tools: "{{ praxis_min_tools }}"
+
+- name: Validate after an upgrade, including the server log written since the restart
+  praxis.upgrade.praxis_health:
+    praxis_home: /srv/app/.praxis-os
+    expected_tools: "{{ praxis_expected_tools }}"
+    log_file: /srv/app/.praxis-os/.cache/mcp_server.log
+    log_offset: 10240
 
 - name: Wait for the restarted server without failing, then decide
   praxis.upgrade.praxis_health:
@@ -179,6 +201,11 @@ attempts:
   description: Number of probes made.
   returned: always
   type: int
+log_errors:
+  description: The first C(ERROR)/C(CRITICAL) lines of O(log_file) after O(log_offset) (at most 20).
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -188,6 +215,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils.mcp_client import (
     discover_http_url,
     empty_result,
+    log_errors,
     probe,
     server_env,
     stdio_command_for,
@@ -235,6 +263,8 @@ def main():
             fail_on_unhealthy=dict(type="bool", default=True),
             retries=dict(type="int", default=0),
             retry_delay=dict(type="float", default=2.0),
+            log_file=dict(type="path"),
+            log_offset=dict(type="int", default=0),
         ),
         required_if=[
             ("transport", "http", ("url", "praxis_home"), True),
@@ -258,7 +288,14 @@ def main():
         if end - time.monotonic() <= params["retry_delay"]:
             break
         time.sleep(params["retry_delay"])
-    result.update(changed=False, attempts=attempts)
+    result.update(changed=False, attempts=attempts, log_errors=[])
+    if params["log_file"]:
+        lines, count = log_errors(params["log_file"], params["log_offset"])
+        result["log_errors"] = lines
+        if count:
+            result["errors"].append("%d ERROR line(s) in %s since the restart, first: %s"
+                                    % (count, params["log_file"], lines[0]))
+            result["healthy"] = False
 
     if not result["healthy"] and params["fail_on_unhealthy"]:
         home = params["praxis_home"]

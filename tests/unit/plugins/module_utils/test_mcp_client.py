@@ -313,7 +313,7 @@ def test_scripted_sse_pagination_headers_and_delete(scripted: Any) -> None:
     assert result["protocol_version"] == "2025-03-26"  # whatever the server answers is accepted
     assert result["tools"] == ["a", "b", "c"]
     assert result["smoke_results"]["x"]["text"] == 'args={"k": 1}'
-    methods = [m for m, _ in scripted.log]
+    methods = [entry[0] for entry in scripted.log]
     assert methods == ["initialize", "notifications/initialized", "tools/list", "tools/list", "tools/call",
                        "DELETE"]
     init_headers = scripted.log[0][1]
@@ -531,6 +531,18 @@ def test_discover_state_without_url(project: Any, sleeper: Any) -> None:
     url, got, problem = mc.discover_http_url(_state(project, pid=pid))
     assert (url, got) == (None, pid)
     assert "has no url/port" in problem
+
+
+def test_log_errors_after_offset_rotation_and_missing(tmp_path: Any) -> None:
+    log = tmp_path / "mcp_server.log"
+    old = "2026-01-01 ERROR old failure before the restart\n"
+    log.write_text(old + "INFO started\n2026-01-02 ERROR  mcp_server: index broken\nan ERRORS word is not a level\n"
+                   "CRITICAL out of memory\n")
+    assert mc.log_errors(str(log), len(old)) == (
+        ["2026-01-02 ERROR  mcp_server: index broken", "CRITICAL out of memory"], 2)
+    assert mc.log_errors(str(log), len(old), limit=1) == (["2026-01-02 ERROR  mcp_server: index broken"], 2)
+    assert mc.log_errors(str(log), 10 ** 9)[1] == 3  # shorter than the offset: rotated, read from the start
+    assert mc.log_errors(str(tmp_path / "missing.log"), 0) == ([], 0)
 
 
 def test_stdio_command_and_server_env(monkeypatch: Any) -> None:

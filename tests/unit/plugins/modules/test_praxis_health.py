@@ -69,6 +69,20 @@ def test_unhealthy_without_failing(capsys: Any, url: str) -> None:
     assert result["errors"] == ["call broken returned an error: Error executing tool broken"]
 
 
+def test_error_lines_in_the_log_since_the_restart_fail(capsys: Any, url: str, tmp_path: Any) -> None:
+    log = tmp_path / "mcp_server.log"
+    before = "ERROR from the previous server\n"
+    log.write_text(before + "INFO Server started\n")
+    result = run_module(capsys, url=url, timeout=10, log_file=str(log), log_offset=len(before))
+    assert result["healthy"] is True and result["log_errors"] == []
+    with log.open("a") as handle:
+        handle.write("2026-11-24 ERROR tool search_standards failed: index missing\n")
+    result = run_module(capsys, url=url, timeout=10, log_file=str(log), log_offset=len(before))
+    assert result["failed"] is True and result["healthy"] is False
+    assert result["log_errors"] == ["2026-11-24 ERROR tool search_standards failed: index missing"]
+    assert "1 ERROR line(s) in %s since the restart, first: 2026-11-24 ERROR tool" % log in result["msg"]
+
+
 def test_discovers_url_and_pid_from_state_file(capsys: Any, url: str, home: Any) -> None:
     owner = subprocess.Popen(["sleep", "60"], cwd=str(home.parent))  # stands in for this project's server pid
     try:
