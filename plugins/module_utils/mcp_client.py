@@ -575,8 +575,12 @@ def stdio_command_for(praxis_home: str) -> List[str]:
 
 
 def server_env(praxis_home: str, extra_env: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
-    """The process environment plus the operator's ``extra_env``, with PYTHONPATH=<praxis_home> first."""
-    env = dict(os.environ)
+    """The process environment plus the operator's ``extra_env``, with PYTHONPATH=<praxis_home> first.
+
+    PYTHONHOME and VIRTUAL_ENV of the calling process (e.g. Ansible's own venv) are dropped unless
+    ``extra_env`` sets them: they would make the installation's venv python load the wrong stdlib.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV")}
     env.update({str(k): str(v) for k, v in (extra_env or {}).items()})
     extra_path = str((extra_env or {}).get("PYTHONPATH") or "")
     env["PYTHONPATH"] = praxis_home + (os.pathsep + extra_path if extra_path else "")

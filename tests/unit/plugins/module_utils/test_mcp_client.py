@@ -550,7 +550,11 @@ def test_stdio_command_and_server_env(monkeypatch: Any) -> None:
         "/p/.praxis-os/venv/bin/python", "-m", "mcp_server", "--transport", "stdio"]
     monkeypatch.setenv("PYTHONPATH", "/from/controller")
     monkeypatch.setenv("HOME_MARKER", "kept")
+    monkeypatch.setenv("PYTHONHOME", "/ansible/venv")
+    monkeypatch.setenv("VIRTUAL_ENV", "/ansible/venv")
     env = mc.server_env("/p/.praxis-os", {"HF_HUB_OFFLINE": 1})
     assert env["PYTHONPATH"] == "/p/.praxis-os"
     assert env["HF_HUB_OFFLINE"] == "1" and env["HOME_MARKER"] == "kept"
+    assert "PYTHONHOME" not in env and "VIRTUAL_ENV" not in env
+    assert mc.server_env("/p/.praxis-os", {"VIRTUAL_ENV": "/p/.praxis-os/venv"})["VIRTUAL_ENV"] == "/p/.praxis-os/venv"
     assert mc.server_env("/p/.praxis-os")["PYTHONPATH"] == "/p/.praxis-os"
