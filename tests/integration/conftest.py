@@ -14,7 +14,7 @@ from tests.fixtures import praxis_fixture as fx
 from tests.harness import RUNTIME, Fleet, Host, snapshot
 
 __all__ = ["RUNTIME", "Host", "Fleet", "snapshot", "recap", "output", "tree", "framework_view", "fx", "facts",
-           "lock_path", "read_json", "probe_http", "probe_stdio", "KEEP"]
+           "lock_path", "read_json", "probe_http", "probe_stdio", "KEEP", "tree_diff", "NO_CHANGE"]
 
 # "the whole project tree but the cache and the backups": what a rollback must restore byte for byte
 KEEP = (".praxis-os/.cache", ".praxis-os/.backups")
@@ -101,3 +101,15 @@ def probe_http(project: Path) -> dict[str, Any]:
     state = fx.read_state(project)
     assert state, f"{project} has no server state file"
     return mcp_client.probe("http", url=state["url"], timeout=30)
+
+
+def tree_diff(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> dict[str, list[str]]:
+    """{"added": [...], "removed": [...], "changed": [...]} between two snapshots (empty lists: identical)."""
+    return {
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "changed": sorted(rel for rel in set(before) & set(after) if before[rel] != after[rel]),
+    }
+
+
+NO_CHANGE = {"added": [], "removed": [], "changed": []}

@@ -1,0 +1,100 @@
+"""`--check --diff` is the dry run: preflight for real, every later phase reports what it would do, and
+nothing at all is written on the target (not even its cache)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import pytest
+
+from tests.integration.conftest import NO_CHANGE, facts, fx, output, recap, snapshot, tree_diff
+
+pytestmark = pytest.mark.slow
+
+# The running server (not the collection) logs the preflight probe's requests to its own log.
+SERVER_LOG = (".praxis-os/.cache/mcp_server.log",)
+CONTENT_TREES = ("scripts/", "standards/universal/", "workflows/", "usage/")  # mcp_server/ is the server phase's
+
+
+def expected_counts(host: Any) -> dict[str, int]:
+    """Classify v1 -> v2 per path from the fixture's trees and the host's local edits alone."""
+    v1 = {k: v for k, v in fx.installed_tree("v1").items() if k.startswith(CONTENT_TREES)}
+    v2 = {k: v for k, v in fx.installed_tree("v2").items() if k.startswith(CONTENT_TREES)}
+    local = {}
+    for path in host.home.rglob("*"):
+        rel = path.relative_to(host.home).as_posix()
+        if path.is_file() and rel.startswith(CONTENT_TREES) and "__pycache__" not in rel:
+            local[rel] = path.read_text(encoding="utf-8")
+    counts = dict.fromkeys(("add", "update", "unchanged", "keep", "conflict", "delete", "user", "keep_removed"), 0)
+    for rel in set(local) | set(v2):
+        if rel not in v1 and rel not in v2:
+            counts["user"] += 1
+        elif rel not in v1 or rel not in local:
+            counts["add"] += 1
+        elif rel not in v2:
+            pristine = local[rel] == v1[rel]
+            counts["delete" if pristine and not rel.startswith("usage/") else "keep_removed"] += 1
+        elif local[rel] == v2[rel]:
+            counts["unchanged"] += 1
+        elif local[rel] == v1[rel]:
+            counts["update"] += 1
+        else:
+            counts["keep" if v1[rel] == v2[rel] else "conflict"] += 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def dry(make_fleet: Any) -> Iterator[SimpleNamespace]:
+    fleet = make_fleet("dryrun")
+    alpha = fleet.add("alpha", "v1", http=True)
+    beta = fleet.add("beta", "v1")
+    fleet.source("v2")
+    before = {h.name: snapshot(h.project, SERVER_LOG) for h in (alpha, beta)}
+    pid = fx.read_state(alpha.project)["pid"]
+    proc = fleet.upgrade("v2", "--check", "--diff")
+    yield SimpleNamespace(fleet=fleet, alpha=alpha, beta=beta, before=before, pid=pid, proc=proc)
+
+
+def test_dry_run_succeeds(dry: SimpleNamespace) -> None:
+    assert dry.proc.returncode == 0, output(dry.proc)[-6000:]
+    rows = recap(dry.proc)
+    assert rows["alpha"]["failed"] == 0 and rows["beta"]["failed"] == 0
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_dry_run_writes_nothing_at_all_on_the_target(dry: SimpleNamespace, name: str) -> None:
+    host = getattr(dry, name)
+    assert tree_diff(dry.before[name], snapshot(host.project, SERVER_LOG)) == NO_CHANGE
+    assert host.state() is None
+
+
+def test_dry_run_leaves_the_server_running(dry: SimpleNamespace) -> None:
+    state = fx.read_state(dry.alpha.project)
+    assert state["pid"] == dry.pid and fx.pid_alive(dry.pid)
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_dry_run_reports_counts_per_class(dry: SimpleNamespace, name: str) -> None:
+    host = getattr(dry, name)
+    rows = {row["host"]: row for row in dry.fleet.last_report()["hosts"]}
+    assert rows[name]["outcome"] == "dry_run"
+    counts = {k: v for k, v in rows[name]["content_counts"].items() if k in expected_counts(host)}
+    assert counts == expected_counts(host)
+    assert counts["conflict"] == 1 and counts["keep"] == 1 and counts["add"] > 0 and counts["delete"] > 0
+
+
+def test_dry_run_diff_names_what_would_change(dry: SimpleNamespace) -> None:
+    text = output(dry.proc)
+    assert fx.LOCALLY_MODIFIED_CONFLICT in text
+    assert "standards/universal/ai-safety/credential-file-protection.md" in text  # would be added
+    assert "standards/universal/database/indexing.md" in text  # would be deleted
+    assert ".praxis-os/venv/" in text  # .gitignore entry that would be appended
+
+
+def test_a_real_run_after_the_dry_run_matches_its_counts(dry: SimpleNamespace) -> None:
+    planned = {row["host"]: row["content_counts"] for row in dry.fleet.last_report()["hosts"]}
+    proc = dry.fleet.upgrade("v2")
+    assert proc.returncode == 0, output(proc)[-6000:]
+    for host in (dry.alpha, dry.beta):
+        assert facts(host)["status"] == "completed"
+        assert facts(host)["phases"]["content"]["evidence"]["counts"] == planned[host.name]
