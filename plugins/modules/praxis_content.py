@@ -257,7 +257,9 @@ def shape(result, plan):
         paths = plan[name]
         truncated = truncated or len(paths) > LIMIT
         result[key] = paths[:LIMIT]
-    result["truncated"] = truncated
+    upstream_written = result.get("upstream_written", [])
+    result["upstream_written"] = upstream_written[:LIMIT]
+    result["truncated"] = truncated or len(upstream_written) > LIMIT
     return result
 
 
@@ -319,7 +321,7 @@ def main():
 
     changed = bool(applied["written"] or applied["upstream_written"] or applied["deleted"] or gitignore_added)
     result = dict(changed=changed, counts=plan.counts(), conflict_policy=policy,
-                  upstream_written=applied["upstream_written"][:LIMIT], gitignore_added=gitignore_added,
+                  upstream_written=applied["upstream_written"], gitignore_added=gitignore_added,
                   staging_dir=staging, extracted=extracted, verified=applied["verified"])
     shape(result, plan)
     if module._diff:
