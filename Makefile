@@ -51,7 +51,7 @@ sanity: setup
 	scripts/ansible-test sanity
 
 units: setup
-	$(BIN)/pytest -q tests/unit --cov=plugins/module_utils --cov-report=term-missing:skip-covered --cov-fail-under=90
+	COVERAGE_FILE=.cache/coverage $(BIN)/pytest -q tests/unit --cov=plugins/module_utils --cov-report=term-missing:skip-covered --cov-fail-under=90
 	scripts/ansible-test units
 
 integration: setup
