@@ -8,7 +8,6 @@ Writes bench/results/bench-<stamp>.{json,md} and prints the table.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import time
@@ -19,9 +18,11 @@ from tests.harness import REPO, Fleet
 
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / ".cache" / "bench"
-TASK_LINE = re.compile(r"^TASK \[(?:praxis\.upgrade\.(\w+) : )?(.+?)\] \*")
-NOT_A_MODULE = ("Validating arguments", "Preflight", "Backup", "Content", "Server", "Validate", "Cleanup",
-                "Upgrade with automatic rollback", "Roll back")
+TIMING = {"ANSIBLE_CALLBACK_PLUGINS": str(REPO / "bench" / "callback_plugins"),
+          "ANSIBLE_CALLBACKS_ENABLED": "praxis_timing"}
+# controller-side bookkeeping, not module executions on the target
+NOT_A_MODULE = {"ansible.builtin.validate_argument_spec", "ansible.builtin.include_role", "ansible.builtin.set_fact",
+                "ansible.builtin.meta"}
 
 SHELL_PROCEDURE = r"""
 set -euo pipefail
@@ -62,15 +63,18 @@ def timed(step) -> tuple[float, subprocess.CompletedProcess]:
     return elapsed, result
 
 
-def module_tasks(output: str) -> dict[str, int]:
-    """Module tasks run per phase, read off the default callback's TASK lines."""
-    counts: dict[str, int] = {}
-    for line in output.splitlines():
-        match = TASK_LINE.match(line)
-        if match and not match.group(2).startswith(NOT_A_MODULE):
-            phase = match.group(1) or "playbook"
-            counts[phase] = counts.get(phase, 0) + 1
-    return counts
+def phase_costs(timing_file: Path) -> dict[str, list]:
+    """{phase: [module tasks, seconds]} of one run, from the praxis_timing callback's lines."""
+    costs: dict[str, list] = {}
+    for line in timing_file.read_text().splitlines():
+        task = json.loads(line)
+        if task["action"] in NOT_A_MODULE or task["status"] == "skipped":
+            continue
+        phase = task["role"].rsplit(".", 1)[-1] or "playbook"
+        entry = costs.setdefault(phase, [0, 0.0])
+        entry[0] += 1
+        entry[1] += task["seconds"]
+    return costs
 
 
 def shell_procedure(fleet: Fleet) -> tuple[float, subprocess.CompletedProcess]:
@@ -90,14 +94,17 @@ def main() -> int:
     shell_fleet = fresh_fleet("shell")
     try:
         rows["shell procedure (seed)"], _ = shell_procedure(shell_fleet)
-        rows["upgrade"], upgraded = timed(lambda: upgrade_fleet.upgrade("v2"))
+        timing_file = upgrade_fleet.workdir / "timing.jsonl"
+        rows["upgrade"], _ = timed(lambda: upgrade_fleet.upgrade(
+            "v2", env=dict(TIMING, PRAXIS_TIMING_FILE=str(timing_file))))
         rows["no-op re-run"], _ = timed(lambda: upgrade_fleet.upgrade("v2"))
         rows["--check --diff"], _ = timed(lambda: check_fleet.upgrade("v2", "--check", "--diff"))
         rows["rollback.yml"], _ = timed(lambda: upgrade_fleet.playbook("rollback.yml"))
     finally:
         for fleet in (upgrade_fleet, check_fleet, shell_fleet):
             fleet.stop()
-    tasks = module_tasks(upgraded.stdout)
+    costs = phase_costs(timing_file)
+    tasks = {phase: count for phase, (count, _seconds) in costs.items()}
     upgrade = rows["upgrade"]
     ratios = {
         "upgrade / shell (target <= 2)": upgrade / rows["shell procedure (seed)"],
@@ -107,8 +114,9 @@ def main() -> int:
     }
     lines = ["| run | seconds |", "|---|---|"] + ["| %s | %.1f |" % (k, v) for k, v in rows.items()]
     lines += ["", "| ratio | value |", "|---|---|"] + ["| %s | %.2f |" % (k, v) for k, v in ratios.items()]
-    lines += ["", "| phase | module tasks |", "|---|---|"] + ["| %s | %d |" % (k, v) for k, v in tasks.items()]
-    lines += ["| **total** | **%d** (target <= 25) |" % sum(tasks.values())]
+    lines += ["", "| phase | module tasks | seconds |", "|---|---|---|"]
+    lines += ["| %s | %d | %.1f |" % (k, n, sec) for k, (n, sec) in costs.items()]
+    lines += ["| **total** | **%d** (target <= 25) | %.1f |" % (sum(tasks.values()), sum(c[1] for c in costs.values()))]
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
