@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.fixtures.praxis_fixture import framework_files  # noqa: E402
+from tests.fixtures.praxis_fixture.installer import PROJECT_GITIGNORE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PHASES = ("preflight", "backup", "content", "server", "validate", "cleanup")
@@ -112,11 +113,19 @@ def assert_lock_absent(fleet: Fleet, name: str) -> None:
 
 
 def assert_user_files_unchanged(fleet: Fleet, name: str, snap: dict[str, list[Any]]) -> None:
+    """User files byte for byte as installed; the project .gitignore only appended to (SPEC §7)."""
     expected = fleet.user_files(name)
     assert expected, f"{name}: baseline has no user files; prepare.yml did not record them"
+    gitignore = expected.pop(".gitignore", None)
     changed = {rel: (sha, snap.get(rel, [None] * 5)[4]) for rel, sha in expected.items()
                if snap.get(rel, [None] * 5)[4] != sha}
     assert not changed, f"{name}: user files changed or missing (baseline, now): {changed}"
+    if gitignore is not None:
+        assert gitignore == hashlib.sha256(PROJECT_GITIGNORE.encode()).hexdigest(), \
+            f"{name}: baseline .gitignore is not the fixture's; update fleetlib with the fixture"
+        now = fleet.host(name).file(f"{fleet.project(name)}/.gitignore").content_string
+        assert now.startswith(PROJECT_GITIGNORE), \
+            f"{name}: the project .gitignore was rewritten, not appended to: {now!r}"
 
 
 def assert_upgraded(fleet: Fleet, name: str, version: str = "v2") -> None:
@@ -139,7 +148,9 @@ def assert_upgraded(fleet: Fleet, name: str, version: str = "v2") -> None:
     facts = fleet.facts(name)
     assert facts["status"] == "completed", f"{name}: status {facts['status']!r}, facts: {facts}"
     assert facts["target_commit"] == fleet.commit(version), f"{name}: facts target {facts['target_commit']}"
-    assert set(PHASES) <= set(facts["completed_phases"]), f"{name}: phases {facts['completed_phases']}"
+    # cleanup (records, reports) closes the session with status completed instead of a phase entry
+    assert set(PHASES[:-1]) <= set(facts["completed_phases"]), f"{name}: phases {facts['completed_phases']}"
+    assert facts.get("finished_at"), f"{name}: session not finished: {facts}"
     version_txt = fleet.host(name).file(f"{fleet.project(name)}/{HOME}/VERSION.txt").content_string
     assert f"commit={fleet.commit(version)}" in version_txt, f"{name}: VERSION.txt says {version_txt!r}"
     assert_lock_absent(fleet, name)
@@ -184,4 +195,42 @@ def assert_rolled_back(fleet: Fleet, name: str) -> dict[str, Any]:
 
 
 def report_rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{host: row} of the hosts that reported (plugins/module_utils/report.py: `hosts` holds only
+    those; `inventory` lists every host of the play; the markdown shows the rest as not_reached)."""
     return {row["host"]: row for row in report["hosts"]}
+
+
+def row_commits(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(from, to) commits of a run report row, wherever the row kind keeps them."""
+    session = row.get("session") or {}
+    return (row.get("installed_commit") or session.get("installed_commit"),
+            row.get("target_commit") or session.get("target_commit"))
+
+
+def row_seconds(row: dict[str, Any]) -> dict[str, float]:
+    """{phase: duration_s} of a run report row."""
+    phases = (row.get("session") or {}).get("phases") or {}
+    return {name: p.get("duration_s") for name, p in phases.items() if p and p.get("duration_s") is not None}
+
+
+def markdown_outcomes(report_json: Path) -> dict[str, str]:
+    """{host: outcome} from the markdown run report beside `report_json` (what an operator reads)."""
+    text = report_json.with_suffix(".md").read_text(encoding="utf-8")
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 8 and cells[0] not in ("host",):
+            out[cells[0]] = cells[1]
+    return out
+
+
+def assert_completed_row(fleet: Fleet, name: str, row: dict[str, Any], old: str = "v1",
+                         new: str = "v2") -> None:
+    """A completed row names both versions and says how long every phase took."""
+    assert row["outcome"] == "completed", f"{name}: {row}"
+    assert row_commits(row) == (fleet.commit(old), fleet.commit(new)), \
+        f"{name}: report row versions {row_commits(row)} are not {old} -> {new}"
+    seconds = row_seconds(row)
+    assert set(PHASES[:-1]) <= set(seconds), f"{name}: report row lacks phase durations: {seconds}"
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in seconds.values()), seconds
+    assert sorted(row.get("tools_after") or []) == sorted(fleet.tools[new]), f"{name}: tools {row.get('tools_after')}"
