@@ -301,13 +301,23 @@ class Preflight:
         if not os.path.isdir(home):
             self.stop("%s has no %s directory, so prAxIs OS is not installed there; install it first or fix "
                       "praxis_project_dir / praxis_home_name" % (project, self.p["praxis_home_name"]))
-        has_server = os.path.isdir(os.path.join(home, "mcp_server"))
+        # mcp_server/ may be moved aside by a swap a crash interrupted: the resumed session finishes it
+        has_server = os.path.isdir(os.path.join(home, "mcp_server")) or self.swap_in_flight(home)
         has_record = os.path.isfile(os.path.join(home, "VERSION.txt")) or os.path.isdir(os.path.join(home, "venv"))
         if not (has_server and has_record):
             self.stop("%s is not a prAxIs OS installation (it needs mcp_server/ and VERSION.txt or venv/); "
                       "install prAxIs OS there first or fix praxis_project_dir / praxis_home_name" % home)
         self.facts["installed"] = True
         return home
+
+    @staticmethod
+    def swap_in_flight(home):
+        """Whether an interrupted session's journal records an mcp_server swap still in flight."""
+        try:
+            last = states.load(states.facts_path(home))
+        except ValueError:
+            return False
+        return states.is_interrupted(last) and states.journal_get(last, "swap") is not None
 
     def versions(self, home):
         self.facts["installed_commit"] = installed_commit(home)
