@@ -139,7 +139,7 @@ def test_create_then_verify_ok(install):
 
 def test_unique_within_one_second(install):
     project, home = install
-    names = [do_create(project, home)["name"] for _ in range(3)]
+    names = [do_create(project, home)["name"] for attempt in range(3)]
     assert names == ["2026-11-24-101500", "2026-11-24-101500-2", "2026-11-24-101500-3"]
     listed = backup.list_backups(os.path.join(home, ".backups"))
     assert [b["name"] for b in listed] == names
@@ -429,7 +429,7 @@ def test_prune_rules(tmp_path):
     for name, complete in layout:
         make_backup_dir(root, name, complete)
     planned = backup.prune(root, keep=2, protect=[os.path.join(root, "2026-01-03-000000")], check=True)
-    assert sorted(os.listdir(root)) == sorted(n for n, _ in layout)  # check mode removed nothing
+    assert sorted(os.listdir(root)) == sorted(name for name, complete in layout)  # check mode removed nothing
     assert planned["removed"] == ["2026-01-01-000000", "2026-01-02-000000", "2026-01-04-000000"]
     # newest two complete kept, protected kept, incomplete newer than the newest complete kept
     assert planned["kept"] == ["2026-01-03-000000", "2026-01-05-000000", "2026-01-05-000000-2", "2026-01-06-000000"]

@@ -388,13 +388,16 @@ def test_fault_point_kills_its_process_group_only_when_armed() -> None:
     code = ("from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point\n"
             "fault_point('content.midway'); print('survived')\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    inert = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, start_new_session=True)
+    inert = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, start_new_session=True,
+                           check=False)
     assert inert.returncode == 0 and inert.stdout == b"survived\n"
     env["PRAXIS_FAULT_POINT"] = "content.midway"
-    armed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, start_new_session=True)
+    armed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, start_new_session=True,
+                           check=False)
     assert armed.returncode == -9 and armed.stdout == b""
     env["PRAXIS_FAULT_POINT"] = "backup.done"
-    other = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, start_new_session=True)
+    other = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, start_new_session=True,
+                           check=False)
     assert other.returncode == 0
 
 

@@ -169,7 +169,11 @@ def test_interrupted_copy_keeps_destination_and_no_temp(tmp_path, monkeypatch):
     src.write_bytes(b"new")
     dst = tmp_path / "dst"
     dst.write_bytes(b"old")
-    monkeypatch.setattr(fsutil.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
+
+    def failing_replace(*args):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(fsutil.os, "replace", failing_replace)
     with pytest.raises(OSError):
         copy_file_atomic(str(src), str(dst))
     assert dst.read_bytes() == b"old"

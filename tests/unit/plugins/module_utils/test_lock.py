@@ -226,7 +226,7 @@ def test_only_one_of_many_racing_processes_wins(path):
         proc.start()
     for proc in procs:
         proc.join(10)
-    outcomes = dict(queue.get(timeout=5) for _ in procs)
+    outcomes = dict(queue.get(timeout=5) for proc in procs)
     winners = [s for s, outcome in outcomes.items() if outcome == "acquired"]
     assert len(winners) == 1
     assert set(outcomes.values()) == {"acquired", "held"}

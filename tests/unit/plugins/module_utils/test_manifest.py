@@ -60,9 +60,9 @@ def test_build_manifest_with_prefix_and_missing_root(tree, tmp_path):
 
 def test_walk_is_deterministic_and_gives_absolute_paths(tree):
     walked = list(walk_files(str(tree)))
-    assert sorted(rel for rel, _ in walked) == sorted(TREE)
+    assert sorted(rel for rel, path in walked) == sorted(TREE)
     assert walked == list(walk_files(str(tree)))
-    assert [rel for rel, _ in walked][:1] == ["z.txt"]  # files of a directory before its subdirectories
+    assert [rel for rel, path in walked][:1] == ["z.txt"]  # files of a directory before its subdirectories
     for rel, path in walked:
         assert os.path.isabs(path) and path.endswith(rel)
 

@@ -46,7 +46,7 @@ def session():
 # --- ids and time --------------------------------------------------------------------------------
 
 def test_session_id_format_and_uniqueness():
-    ids = {states.new_session_id(T0) for _ in range(200)}
+    ids = {states.new_session_id(T0) for attempt in range(200)}
     assert len(ids) == 200
     assert all(ID_RE.match(i) and i.startswith("20261124T101500Z-") for i in ids)
     assert ID_RE.match(states.new_session_id())
@@ -105,7 +105,11 @@ def test_save_then_load_round_trip_with_mode_and_stamp(facts, session):
 def test_interrupted_save_keeps_previous_state(facts, session, monkeypatch):
     save(facts, session, now=at(1))
     changed = mark_phase(session, "preflight", now=at(2))
-    monkeypatch.setattr(fsutil.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(28, "No space left")))
+
+    def failing_replace(*args):
+        raise OSError(28, "No space left")
+
+    monkeypatch.setattr(fsutil.os, "replace", failing_replace)
     with pytest.raises(OSError):
         save(facts, changed, now=at(3))
     monkeypatch.undo()

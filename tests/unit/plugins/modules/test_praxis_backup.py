@@ -40,7 +40,8 @@ def test_present_check_mode_writes_nothing_then_creates(tmp_path, run_module):
 
 def test_verified_and_tampered(tmp_path, run_module):
     project, home = make_install(tmp_path)
-    created, _ = run_module(praxis_backup, args(home))
+    created, failed = run_module(praxis_backup, args(home))
+    assert not failed, created
     result, failed = run_module(praxis_backup, args(home, state="verified"))
     assert not failed and result["changed"] is False and result["verified"] and result["name"] == created["name"]
     write(os.path.join(created["path"], "files", "config.json"), "tampered\n")
@@ -55,7 +56,8 @@ def test_verified_and_tampered(tmp_path, run_module):
 def test_restored_check_diff_then_real(tmp_path, run_module):
     project, home = make_install(tmp_path)
     original = snapshot_tree(project)
-    created, _ = run_module(praxis_backup, args(home, project_files=[".gitignore", ".cursorrules"]))
+    created, failed = run_module(praxis_backup, args(home, project_files=[".gitignore", ".cursorrules"]))
+    assert not failed, created
     simulate_upgrade(project, home)
     upgraded = snapshot_tree(project, mtimes=True)
     planned, failed = run_module(praxis_backup, args(home, state="restored", backup=created["path"]),
@@ -88,7 +90,7 @@ def test_restored_without_venv_leaves_venv(tmp_path, run_module):
 
 def test_pruned_check_and_real(tmp_path, run_module):
     project, home = make_install(tmp_path)
-    names = [run_module(praxis_backup, args(home, venv=False))[0]["name"] for _ in range(4)]
+    names = [run_module(praxis_backup, args(home, venv=False))[0]["name"] for attempt in range(4)]
     planned, failed = run_module(praxis_backup, args(home, state="pruned", keep=2, protect=[names[0]]),
                                  check_mode=True)
     assert not failed and planned["changed"] and planned["pruned"] == [names[1]]

@@ -97,7 +97,8 @@ def test_healthy_installation_facts(preflight, project):
 
 
 def test_disk_estimate_counts_backup_set_only(preflight, project):
-    result, _ = preflight(bytes_to_write=1000)
+    result, failed = preflight(bytes_to_write=1000)
+    assert not failed, result
     home = home_of(project)
     counted = sum(os.path.getsize(os.path.join(home, rel)) for rel in (
         "mcp_server/__init__.py", "mcp_server/requirements.txt", "standards/universal/a.md", "config.json",
@@ -120,7 +121,8 @@ def test_up_to_date_when_installed_is_target(preflight):
 def test_commit_falls_back_to_base_manifest(preflight, project):
     home = home_of(project)
     os.unlink(os.path.join(home, "VERSION.txt"))
-    result, _ = preflight()
+    result, failed = preflight()
+    assert not failed, result
     assert result["installed_commit"] is None
     write(os.path.join(home, ".cache", "base-manifest.json"), json.dumps({"commit": "d" * 40, "files": {}}).encode())
     result, failed = preflight()

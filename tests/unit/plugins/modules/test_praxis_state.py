@@ -71,14 +71,16 @@ def test_started_creates_session_and_lock(state_of, home):
 
 
 def test_started_again_resumes_same_session_without_change(state_of, home):
-    first, _ = state_of("started", target_commit=TARGET, run_id="run-1")
+    first, failed = state_of("started", target_commit=TARGET, run_id="run-1")
+    assert not failed, first
     again, failed = state_of("started", target_commit=TARGET, run_id="run-1")
     assert not failed and again["resumed"] and again["session_id"] == first["session_id"]
     assert again["changed"] is False and again["lock_action"] == "ours"
 
 
 def test_resume_after_interruption_keeps_phases_and_records_new_run(state_of, home):
-    first, _ = state_of("started", target_commit=TARGET, run_id="run-1")
+    first, failed = state_of("started", target_commit=TARGET, run_id="run-1")
+    assert not failed, first
     state_of("phase_done", phase="preflight")
     state_of("phase_done", phase="backup", backup_path="/b/1")
     resumed, failed = state_of("started", target_commit=TARGET, run_id="run-2")
@@ -127,7 +129,8 @@ def test_stale_lock_by_age_is_taken_over_and_reported(state_of, home):
 
 
 def test_lock_of_finished_session_is_stale(state_of, home):
-    first, _ = state_of("started", target_commit=TARGET)
+    first, failed = state_of("started", target_commit=TARGET)
+    assert not failed, first
     state_of("completed", release_lock=False)
     assert lock_of(home)["session_id"] == first["session_id"]
     second, failed = state_of("started", target_commit=OTHER, controller="bob@other")
@@ -194,7 +197,8 @@ def test_check_mode_writes_nothing_but_reports(state_of, home):
 def test_check_mode_of_resume_and_final_writes_nothing(state_of, home):
     state_of("started", target_commit=TARGET)
     before = snapshot(home)
-    resumed, _ = state_of("started", target_commit=TARGET, check_mode=True)
+    resumed, failed = state_of("started", target_commit=TARGET, check_mode=True)
+    assert not failed, resumed
     assert resumed["resumed"] and resumed["lock_action"] == "ours"
     phase, failed = state_of("phase_done", phase="backup", check_mode=True)
     assert not failed and phase["session"]["completed_phases"] == ["preflight", "backup"]
@@ -204,7 +208,8 @@ def test_check_mode_of_resume_and_final_writes_nothing(state_of, home):
 
 
 def test_phase_done_records_phase_evidence_backup(state_of, home):
-    started, _ = state_of("started", target_commit=TARGET)
+    started, failed = state_of("started", target_commit=TARGET)
+    assert not failed, started
     result, failed = state_of("phase_done", session_id=started["session_id"], phase="backup",
                               evidence={"files": 42}, phase_started_at=states.iso(), backup_path="/p/.backups/x",
                               diff=True)
@@ -248,7 +253,8 @@ def test_corrupt_lock_during_phase_fails(state_of, home):
 
 @pytest.mark.parametrize("final", ["completed", "failed", "rolled_back"])
 def test_final_states_close_session_and_release_lock(state_of, home, final):
-    started, _ = state_of("started", target_commit=TARGET)
+    started, failed = state_of("started", target_commit=TARGET)
+    assert not failed, started
     result, failed = state_of(final, reason="why not", diff=True)
     assert not failed and result["changed"] and result["lock_action"] == "released"
     saved = facts(home)
@@ -285,7 +291,8 @@ def test_rollback_without_recorded_session_records_one(state_of, home):
 
 
 def test_rollback_after_completed_session_under_new_id(state_of, home):
-    first, _ = state_of("started", target_commit=TARGET)
+    first, failed = state_of("started", target_commit=TARGET)
+    assert not failed, first
     state_of("completed")
     result, failed = state_of("rolled_back", session_id="20261124T120000Z-abcdef", reason="operator")
     assert not failed and result["session_id"] == "20261124T120000Z-abcdef"
