@@ -93,13 +93,13 @@ def main() -> int:
     check_fleet = fresh_fleet("check")
     shell_fleet = fresh_fleet("shell")
     try:
-        rows["shell procedure (seed)"], _ = shell_procedure(shell_fleet)
+        rows["shell procedure (seed)"] = shell_procedure(shell_fleet)[0]
         timing_file = upgrade_fleet.workdir / "timing.jsonl"
-        rows["upgrade"], _ = timed(lambda: upgrade_fleet.upgrade(
-            "v2", env=dict(TIMING, PRAXIS_TIMING_FILE=str(timing_file))))
-        rows["no-op re-run"], _ = timed(lambda: upgrade_fleet.upgrade("v2"))
-        rows["--check --diff"], _ = timed(lambda: check_fleet.upgrade("v2", "--check", "--diff"))
-        rows["rollback.yml"], _ = timed(lambda: upgrade_fleet.playbook("rollback.yml"))
+        rows["upgrade"] = timed(lambda: upgrade_fleet.upgrade(
+            "v2", env=dict(TIMING, PRAXIS_TIMING_FILE=str(timing_file))))[0]
+        rows["no-op re-run"] = timed(lambda: upgrade_fleet.upgrade("v2"))[0]
+        rows["--check --diff"] = timed(lambda: check_fleet.upgrade("v2", "--check", "--diff"))[0]
+        rows["rollback.yml"] = timed(lambda: upgrade_fleet.playbook("rollback.yml"))[0]
     finally:
         for fleet in (upgrade_fleet, check_fleet, shell_fleet):
             fleet.stop()

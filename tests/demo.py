@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from pathlib import Path
 
 from tests.fixtures import praxis_fixture as fx
 from tests.harness import REPO, Fleet

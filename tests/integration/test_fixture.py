@@ -53,7 +53,7 @@ def mcp_session(target: Any, calls: dict[str, dict[str, Any]] | None = None) -> 
 
 def run_server(project: Path, transport: str = "stdio", timeout: float = 15) -> subprocess.CompletedProcess[str]:
     return subprocess.run(fx.server_command(project, transport), cwd=project, env=fx.server_env(project),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_stdio_server_v1_answers_with_expected_tools(project_v1: tuple[Path, dic
 @pytest.mark.slow
 def test_http_server_state_file_handshake_and_sigint(project_v1: tuple[Path, dict[str, Any]],
                                                      project_v2: tuple[Path, dict[str, Any]]) -> None:
-    (p1, _), (p2, info2) = project_v1, project_v2
+    p1, (p2, info2) = project_v1[0], project_v2
     pid1, url1 = fx.start_http_server(p1)
     try:
         pid2, url2 = fx.start_http_server(p2)
@@ -235,7 +235,7 @@ def test_http_server_state_file_handshake_and_sigint(project_v1: tuple[Path, dic
 
 @pytest.mark.slow
 def test_sigterm_stops_server_but_leaves_state_file_stale(project_v2: tuple[Path, dict[str, Any]]) -> None:
-    project, _ = project_v2
+    project = project_v2[0]
     pid, _url = fx.start_http_server(project)
     try:
         os.kill(pid, signal.SIGTERM)
@@ -294,7 +294,7 @@ def test_hang_variant_accepts_but_never_answers(sources: dict[str, Path], tmp_pa
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
         proc.stdin.flush()
-        ready, _, _ = select.select([proc.stdout], [], [], 3)
+        ready = select.select([proc.stdout], [], [], 3)[0]
         assert not ready, "the hung server must not answer over stdio"
         proc.stdin.close()
         assert proc.wait(timeout=10) == 0
@@ -310,7 +310,7 @@ def test_cli_source_install_serve_stop(tmp_path: Path) -> None:
     repo_root = Path(fx.__file__).resolve().parents[3]
 
     def run(*args: str) -> dict[str, Any]:
-        proc = subprocess.run([*cli, *args], cwd=repo_root, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([*cli, *args], cwd=repo_root, capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
@@ -326,13 +326,13 @@ def test_cli_source_install_serve_stop(tmp_path: Path) -> None:
         stopped = run("stop", str(project))
     assert stopped["signal"] == "SIGINT"
     failed = subprocess.run([*cli, "source", str(src), "--version", "v1"], cwd=repo_root,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     assert failed.returncode == 1 and "not empty" in failed.stderr
 
 
 @pytest.mark.slow
 def test_dual_mode_serves_http_until_stdin_closes(project_v2: tuple[Path, dict[str, Any]]) -> None:
-    project, _ = project_v2
+    project = project_v2[0]
     proc = subprocess.Popen(fx.server_command(project, "dual"), cwd=project, env=fx.server_env(project),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:

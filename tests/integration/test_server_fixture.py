@@ -32,7 +32,7 @@ def praxis_server(check: bool = False, **module_args: Any) -> Tuple[Dict[str, An
                ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     argv = [str(ANSIBLE), "localhost", "-c", "local", "-o", "-m", "praxis.upgrade.praxis_server",
             "-a", json.dumps(module_args)] + (["--check"] if check else [])
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     try:  # one-line output: "localhost | CHANGED => {...}"
         result = json.loads(proc.stdout.split(" => ", 1)[1])
     except (ValueError, IndexError):
