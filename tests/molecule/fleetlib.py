@@ -165,6 +165,14 @@ def assert_healthy(fleet: Fleet, name: str, version: str) -> None:
         f"{name}: tools {probe['tools']} are not those of {version} {sorted(fleet.tools[version])}"
 
 
+def snapshot_diff(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> list[str]:
+    """Paths (outside runtime files) whose kind, mode or checksum differ, or that exist on one side only."""
+    def key(entry: list[Any] | None) -> Any:
+        return None if entry is None else (entry[0], entry[2], entry[4])
+    return sorted(rel for rel in set(before) | set(after)
+                  if not _under(rel, RUNTIME) and key(before.get(rel)) != key(after.get(rel)))
+
+
 def assert_untouched(fleet: Fleet, name: str) -> None:
     """Nothing outside runtime files changed since the v1 install; no session was ever started."""
     snap = fleet.snapshot(name)
@@ -219,7 +227,8 @@ def markdown_outcomes(report_json: Path) -> dict[str, str]:
     out = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 8 and cells[0] not in ("host",):
+        # a row starts with "| host | outcome |"; a multi-line failure cell may continue it below
+        if line.startswith("| ") and len(cells) >= 2 and cells[0] != "host" and not cells[0].startswith("---"):
             out[cells[0]] = cells[1]
     return out
 
