@@ -23,6 +23,8 @@ description:
     removed, no residue) and rebuilds the venv from the snapshot when it differs, after verifying the backup.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
+extends_documentation_fragment:
+  - praxis.upgrade.session
 options:
   state:
     description:
@@ -126,6 +128,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+session:
+  description: The upgrade session after recording O(record_phase) (see M(praxis.upgrade.praxis_state)).
+  returned: when O(record_phase) is set with O(state=present), not in check mode
+  type: dict
 reused:
   description: C(present) found a complete backup already made by this O(session_id) (a resumed upgrade) and verified it instead of taking another.
   returned: state is present and a backup of the session exists
@@ -241,6 +247,8 @@ kept:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
+from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils import backup
 from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError
@@ -334,6 +342,7 @@ def main():
             session_id=dict(type="str"),
             keep=dict(type="int", default=3),
             protect=dict(type="list", elements="str", default=[]),
+            record_phase=dict(type="str", choices=list(PHASES)),
         ),
         supports_check_mode=True,
     )
@@ -345,6 +354,11 @@ def main():
     try:
         if state == "present":
             result = run_present(module, home, root, project)
+            evidence = {key: result.get(key) for key in ("path", "file_count", "bytes", "venv_files", "verified",
+                                                         "reused")}
+            recorded = record_for(module, evidence, backup_path=result["path"])
+            if recorded:
+                result["session"] = recorded
         elif state == "verified":
             result = run_verified(module, root)
         elif state == "restored":

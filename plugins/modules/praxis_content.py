@@ -30,7 +30,12 @@ description:
     another upstream version is C(keep), any other modified file is a C(conflict).
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
+extends_documentation_fragment:
+  - praxis.upgrade.session
 options:
+  session_id:
+    description: Upgrade session that O(record_phase) records into (default the recorded one).
+    type: str
   praxis_home:
     description: The installation directory C(<project>/.praxis-os).
     type: path
@@ -126,6 +131,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+session:
+  description: The upgrade session after recording O(record_phase) (see M(praxis.upgrade.praxis_state)).
+  returned: when O(record_phase) is set and not in check mode
+  type: dict
 counts:
   description: Number of paths per class.
   returned: always
@@ -209,6 +218,8 @@ diff:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
+from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils import content
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, read_json
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import validate_manifest
@@ -277,6 +288,8 @@ def main():
             trees=dict(type="list", elements="str", default=list(content.TREES)),
             conflict_policy=dict(type="str", choices=list(content.POLICIES), default="keep_local"),
             gitignore_entries=dict(type="list", elements="str", default=list(content.GITIGNORE_ENTRIES)),
+            record_phase=dict(type="str", choices=list(PHASES)),
+            session_id=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -328,6 +341,10 @@ def main():
         listing = content.diff_listing(plan, policy, gitignore_added)
         result["diff"] = dict(before_header="%s (installed)" % home,
                               after_header="%s (source %s)" % (home, p["commit"] or "new"), **listing)
+    recorded = record_for(module, dict(counts=result["counts"], conflicts=result["conflicts"],
+                                       gitignore_added=gitignore_added))
+    if recorded:
+        result["session"] = recorded
     module.exit_json(**result)
 
 

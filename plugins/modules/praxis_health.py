@@ -21,7 +21,12 @@ description:
   - Read-only; C(changed) is always false and the probe also runs in check mode.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
+extends_documentation_fragment:
+  - praxis.upgrade.session
 options:
+  session_id:
+    description: Upgrade session that O(record_phase) records into (default the recorded one).
+    type: str
   transport:
     description: How to reach the server.
     type: str
@@ -141,6 +146,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+session:
+  description: The upgrade session after recording O(record_phase) (only when healthy).
+  returned: when O(record_phase) is set, the server is healthy and not in check mode
+  type: dict
 healthy:
   description: Whether the handshake, tool checks and smoke calls all passed.
   returned: always
@@ -212,6 +221,8 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
+from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils.mcp_client import (
     discover_http_url,
     empty_result,
@@ -251,6 +262,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             transport=dict(type="str", choices=["http", "stdio"], default="http"),
+            record_phase=dict(type="str", choices=list(PHASES)),
+            session_id=dict(type="str"),
             url=dict(type="str"),
             praxis_home=dict(type="path"),
             command=dict(type="list", elements="str"),
@@ -309,6 +322,10 @@ def main():
                 where, params["cwd"] or (os.path.dirname(os.path.realpath(home)) if home else os.getcwd()))
         module.fail_json(msg="MCP server at %s is unhealthy after %d attempt(s): %s. Next: %s."
                              % (where, attempts, "; ".join(result["errors"]), hint), **result)
+    if result["healthy"]:
+        recorded = record_for(module, dict(tools_after=result["tools"], response_time_ms=result["response_time_ms"]))
+        if recorded:
+            result["session"] = recorded
     module.exit_json(**result)
 
 

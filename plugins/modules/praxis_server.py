@@ -19,6 +19,8 @@ description:
     swap is finished or undone from that journal first (O(action=recover) does only that).
   - O(action=deps) runs C(pip install -r mcp_server/requirements.txt) in the installation's venv unless
     the requirements file is unchanged and every requirement is already installed.
+  - O(action=upgrade) is the whole server phase in one task: O(action=swap), then O(action=deps), then
+    O(action=restart); with O(record_phase) it records the phase in the session when all three succeeded.
   - O(action=restart), O(action=stop) and O(action=start) act per server mode (C(none), C(process),
     C(systemd)); C(auto) resolves to C(systemd) when O(systemd_unit) is set, else C(process) when the
     state file names a live server of this project, else C(none).
@@ -27,6 +29,8 @@ description:
   - After a (re)start the module waits for a fresh state file and a healthy MCP handshake.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
+extends_documentation_fragment:
+  - praxis.upgrade.session
 options:
   praxis_home:
     description: The installation's C(.praxis-os) directory.
@@ -39,10 +43,15 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [swap, deps, restart, stop, start, recover]
+    choices: [upgrade, swap, deps, restart, stop, start, recover]
     required: true
   source_dir:
     description: The unpacked source checkout on the target; its C(mcp_server/) is swapped in (O(action=swap)).
+    type: path
+  archive:
+    description:
+      - The shipped source archive; with O(action=swap) or O(action=upgrade), unpacked and verified into
+        O(source_dir) first unless O(source_dir) already holds it (the content phase may have unpacked it).
     type: path
   manifest:
     description:
@@ -163,6 +172,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+session:
+  description: The upgrade session after recording O(record_phase) (see M(praxis.upgrade.praxis_state)).
+  returned: when O(record_phase) is set and not in check mode
+  type: dict
 changed:
   description: Whether anything was (or in check mode would be) changed.
   returned: always
@@ -256,6 +269,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, serverops
+from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
+from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
+from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 
 
 def _base(params):
@@ -267,6 +283,8 @@ def _base(params):
 
 
 def do_swap(module, params, result):
+    if params["archive"] and not module.check_mode:
+        extract(params["archive"], params["source_dir"], params["manifest"])
     swap = serverops.swap_server(params["praxis_home"], params["source_dir"], params["manifest"],
                                  params["state_file"], params["session_id"], check=module.check_mode)
     result.update(changed=swap["changed"], swapped=swap["swapped"], journal_recovered=swap["journal_recovered"],
@@ -412,7 +430,20 @@ def do_start(module, params, result):
         _start_process(module, params, result)
 
 
-ACTIONS = {"swap": do_swap, "deps": do_deps, "restart": do_restart, "stop": do_stop, "start": do_start,
+def do_upgrade(module, params, result):
+    """The server phase in one call: swap, dependencies, restart; record it when all succeeded."""
+    changed = False
+    for step in (do_swap, do_deps, do_restart):
+        step(module, params, result)
+        changed = changed or result["changed"]
+    result["changed"] = changed
+    recorded = record_for(module, {key: result[key] for key in ("swapped", "pip_ran", "mode", "pid_after",
+                                                                 "log_offset")})
+    if recorded:
+        result["session"] = recorded
+
+
+ACTIONS = {"upgrade": do_upgrade, "swap": do_swap, "deps": do_deps, "restart": do_restart, "stop": do_stop, "start": do_start,
            "recover": do_recover}
 
 
@@ -421,7 +452,10 @@ def main():
         argument_spec=dict(
             praxis_home=dict(type="path", required=True),
             project_dir=dict(type="path", required=True),
-            action=dict(type="str", required=True, choices=["swap", "deps", "restart", "stop", "start", "recover"]),
+            action=dict(type="str", required=True,
+                        choices=["upgrade", "swap", "deps", "restart", "stop", "start", "recover"]),
+            archive=dict(type="path"),
+            record_phase=dict(type="str", choices=list(PHASES)),
             source_dir=dict(type="path"),
             manifest=dict(type="dict"),
             session_id=dict(type="str"),
@@ -439,6 +473,7 @@ def main():
         ),
         required_if=[
             ("action", "swap", ("source_dir", "manifest", "session_id")),
+            ("action", "upgrade", ("source_dir", "manifest", "session_id")),
             ("mode", "systemd", ("systemd_unit",)),
         ],
         supports_check_mode=True,

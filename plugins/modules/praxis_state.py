@@ -180,6 +180,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
+from ansible_collections.praxis.upgrade.plugins.module_utils import session
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 
 FINAL = ("completed", "failed", "rolled_back")
@@ -281,13 +282,10 @@ class Session:
 
     # --- phase_done ------------------------------------------------------------------------------
     def phase_done(self, before):
-        if before is None:
-            self.fail("no upgrade session is recorded in %s; start one with state=started first" % self.facts)
-        self.check_session_id(before)
-        if before["status"] != "in_progress":
-            self.fail("session %s in %s is already %s; start a new session with state=started"
-                      % (before["session_id"], self.facts, before["status"]))
-        self.check_lock_not_lost(before["session_id"])
+        try:
+            session.checked_session(self.home, self.p["session_id"])
+        except (session.SessionError, ValueError) as exc:
+            self.fail(str(exc))
         try:
             after = states.mark_phase(before, self.p["phase"], self.p["evidence"],
                                       self.p["phase_started_at"] or states.last_activity(before), now=self.now)
@@ -297,17 +295,6 @@ class Session:
         if self.p["backup_path"]:
             after["backup_path"] = self.p["backup_path"]
         return after
-
-    def check_lock_not_lost(self, session_id):
-        try:
-            current = locks.read_lock(self.lock)
-        except ValueError as exc:
-            self.fail(str(exc))
-        if current is not None and current.get("session_id") != session_id:
-            self.result["lock"] = current
-            self.fail("session %s no longer holds the upgrade lock %s: it is held by %s (it was broken or taken "
-                      "over); stop this run and check what the other session did before re-running"
-                      % (session_id, self.lock, locks.describe_owner(current)))
 
     # --- final states ----------------------------------------------------------------------------
     def final(self, before):
