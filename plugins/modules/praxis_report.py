@@ -43,6 +43,13 @@ options:
     description: Upstream manifest (installed path to SHA-256) recorded as the new base manifest.
     type: dict
     default: {}
+  remove_staging:
+    description:
+      - Staging this upgrade left under C(<praxis_home>/.cache/) (the shipped archive, the unpacked source),
+        removed once the records are written. Paths outside C(.cache/) are refused.
+    type: list
+    elements: path
+    default: []
   pruned:
     description: Backups removed by pruning in this run, for the report.
     type: list
@@ -77,6 +84,11 @@ summary:
   returned: always
   type: dict
   sample: {"outcome": "completed", "counts": {"add": 3, "update": 5}, "tools_after": ["get_server_info"]}
+removed_staging:
+  description: Staging paths that existed and were removed (in check mode, would be removed).
+  returned: always
+  type: list
+  elements: str
 reports:
   description: Paths of the JSON and Markdown reports (empty in check mode).
   returned: always
@@ -84,7 +96,10 @@ reports:
   sample: {"json": "/srv/app/.praxis-os/.cache/upgrade-summary-20261124T101500Z.json"}
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import remove_path
 from ansible_collections.praxis.upgrade.plugins.module_utils.report import build_summary, write_target_records
 
 
@@ -96,23 +111,32 @@ def main():
             session=dict(type="dict", required=True),
             source=dict(type="dict", required=True),
             manifest=dict(type="dict", default={}),
+            remove_staging=dict(type="list", elements="path", default=[]),
             pruned=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
     params = module.params
     summary = build_summary(params["session"], params["source"], params["outcome"], params["pruned"])
+    cache = os.path.join(os.path.abspath(params["praxis_home"]), ".cache") + os.sep
+    staging = [os.path.abspath(path) for path in params["remove_staging"]]
+    outside = [path for path in staging if not path.startswith(cache)]
+    if outside:
+        module.fail_json(msg="remove_staging only removes paths under %s; refusing %s" % (cache, ", ".join(outside)))
+    present = [path for path in staging if os.path.lexists(path)]
     if module.check_mode:
-        module.exit_json(changed=True, summary=summary, reports={})
+        module.exit_json(changed=True, summary=summary, reports={}, removed_staging=present)
     try:
         reports = write_target_records(params["praxis_home"], summary, params["manifest"])
+        for path in present:
+            remove_path(path)
     except OSError as exc:
         module.fail_json(
             msg="could not write the upgrade records under %s: %s; check free space and permissions, "
             "then run playbooks/status.yml" % (params["praxis_home"], exc),
             summary=summary,
         )
-    module.exit_json(changed=True, summary=summary, reports=reports)
+    module.exit_json(changed=True, summary=summary, reports=reports, removed_staging=present)
 
 
 if __name__ == "__main__":
