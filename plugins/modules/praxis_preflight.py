@@ -389,18 +389,10 @@ class Preflight:
                               % (path, locks.describe_owner(current), reason))
 
     def server_state(self, home):
-        path = os.path.join(home, ".mcp_server_state.json")
-        if not os.path.exists(path):
-            return
         try:
-            document = read_json(path, "server state file")
-        except (OSError, ValueError) as exc:
+            self.facts["server_state"] = procutil.read_server_state(home)
+        except ValueError as exc:
             self.notes.append("%s; the server will be treated as not running from it" % exc)
-            return
-        if isinstance(document, dict):
-            self.facts["server_state"] = document
-        else:
-            self.notes.append("server state file %s is not a JSON object; ignored" % path)
 
     def server_mode(self, home):
         if self.facts["server_state"] is None and os.path.exists(procutil.state_file_path(home)):
