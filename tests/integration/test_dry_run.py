@@ -50,9 +50,15 @@ def dry(make_fleet: Any) -> Iterator[SimpleNamespace]:
     beta = fleet.add("beta", "v1")
     fleet.source("v2")
     before = {h.name: snapshot(h.project, SERVER_LOG) for h in (alpha, beta)}
+    expected = {h.name: expected_counts(h) for h in (alpha, beta)}
     pid = fx.read_state(alpha.project)["pid"]
     proc = fleet.upgrade("v2", "--check", "--diff")
-    yield SimpleNamespace(fleet=fleet, alpha=alpha, beta=beta, before=before, pid=pid, proc=proc)
+    # everything the tests look at is taken now: test_a_real_run_after_the_dry_run changes the hosts
+    after = {h.name: snapshot(h.project, SERVER_LOG) for h in (alpha, beta)}
+    yield SimpleNamespace(fleet=fleet, alpha=alpha, beta=beta, before=before, after=after, expected=expected,
+                          pid=pid, after_pid=fx.read_state(alpha.project)["pid"], proc=proc,
+                          facts={h.name: h.state() for h in (alpha, beta)},
+                          report=fleet.last_report() if fleet.reports() else {"hosts": []})
 
 
 def test_dry_run_succeeds(dry: SimpleNamespace) -> None:
@@ -63,23 +69,20 @@ def test_dry_run_succeeds(dry: SimpleNamespace) -> None:
 
 @pytest.mark.parametrize("name", ["alpha", "beta"])
 def test_dry_run_writes_nothing_at_all_on_the_target(dry: SimpleNamespace, name: str) -> None:
-    host = getattr(dry, name)
-    assert tree_diff(dry.before[name], snapshot(host.project, SERVER_LOG)) == NO_CHANGE
-    assert host.state() is None
+    assert tree_diff(dry.before[name], dry.after[name]) == NO_CHANGE
+    assert dry.facts[name] is None
 
 
 def test_dry_run_leaves_the_server_running(dry: SimpleNamespace) -> None:
-    state = fx.read_state(dry.alpha.project)
-    assert state["pid"] == dry.pid and fx.pid_alive(dry.pid)
+    assert dry.after_pid == dry.pid
 
 
 @pytest.mark.parametrize("name", ["alpha", "beta"])
 def test_dry_run_reports_counts_per_class(dry: SimpleNamespace, name: str) -> None:
-    host = getattr(dry, name)
-    rows = {row["host"]: row for row in dry.fleet.last_report()["hosts"]}
+    rows = {row["host"]: row for row in dry.report["hosts"]}
     assert rows[name]["outcome"] == "dry_run"
-    counts = {k: v for k, v in rows[name]["content_counts"].items() if k in expected_counts(host)}
-    assert counts == expected_counts(host)
+    counts = {k: v for k, v in rows[name]["content_counts"].items() if k in dry.expected[name]}
+    assert counts == dry.expected[name]
     assert counts["conflict"] == 1 and counts["keep"] == 1 and counts["add"] > 0 and counts["delete"] > 0
 
 
@@ -92,7 +95,8 @@ def test_dry_run_diff_names_what_would_change(dry: SimpleNamespace) -> None:
 
 
 def test_a_real_run_after_the_dry_run_matches_its_counts(dry: SimpleNamespace) -> None:
-    planned = {row["host"]: row["content_counts"] for row in dry.fleet.last_report()["hosts"]}
+    planned = {row["host"]: row["content_counts"] for row in dry.report["hosts"]}
+    assert sorted(planned) == ["alpha", "beta"]
     proc = dry.fleet.upgrade("v2")
     assert proc.returncode == 0, output(proc)[-6000:]
     for host in (dry.alpha, dry.beta):
