@@ -55,7 +55,7 @@ units: setup
 	scripts/ansible-test units
 
 integration: setup
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n 2 --dist loadscope tests/integration
 
 molecule: setup
 	scripts/molecule-all
