@@ -194,8 +194,19 @@ def _row_cells(row: dict) -> List[str]:
         if counts else "",
         "%d→%d" % (len(before), len(after)) if after else "",
         "%.1f" % seconds if seconds else "",
-        row.get("failed_phase") and "%s: %s" % (row["failed_phase"], row.get("reason", "")) or "",
+        _notes(row),
     ]
+
+
+def _notes(row: dict) -> str:
+    notes = []
+    if row.get("failed_phase"):
+        notes.append("%s: %s" % (row["failed_phase"], row.get("reason", "")))
+    previous = row.get("lock_taken_over")
+    if previous:
+        notes.append("took over the stale lock of session %s (%s)" % (previous.get("session_id"),
+                                                                      previous.get("controller")))
+    return "; ".join(notes)
 
 
 def render_run_markdown(document: dict) -> str:
@@ -206,7 +217,7 @@ def render_run_markdown(document: dict) -> str:
         "",
         "Target: `%s` (%s) from `%s`" % ((source.get("commit") or "?")[:12], source.get("describe"), source.get("path")),
         "",
-        "| host | outcome | from | to | files (+ ~ - !) | tools | seconds | failure |",
+        "| host | outcome | from | to | files (+ ~ - !) | tools | seconds | notes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in document.get("inventory") or []:

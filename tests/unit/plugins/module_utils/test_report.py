@@ -86,4 +86,7 @@ def test_run_report_row_is_replaced_and_failures_are_shown(tmp_path):
     assert len(result["document"]["hosts"]) == 1
     text = open(result["markdown"]).read()
     assert "| rolled_back |" in text and "server: pip failed / exit 1" in text
+    taken = report.merge_run_row(str(tmp_path), "r", "web1", {"outcome": "completed", "lock_taken_over": {
+        "session_id": "OLD", "controller": "bob@ctl"}}, ["web1"], SOURCE)
+    assert "took over the stale lock of session OLD (bob@ctl)" in open(taken["markdown"]).read()
     assert os.path.exists(result["json"])
