@@ -225,5 +225,5 @@ def render_run_markdown(document: dict) -> str:
             cells = _row_cells(rows[name])
         else:
             cells = [name, "not_reached", "", "", "", "", "", "no result: unreachable, or its batch never started"]
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+        lines.append("| " + " | ".join(" ".join(str(c).replace("|", "/").split()) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ description:
     swap is finished or undone from that journal first (O(action=recover) does only that).
   - O(action=deps) runs C(pip install -r mcp_server/requirements.txt) in the installation's venv unless
     the requirements file is unchanged and every requirement is already installed.
-  - O(action=upgrade) is the whole server phase in one task: O(action=swap), then O(action=deps), then
+  - O(action=upgrade) is the whole server phase in one task, O(action=swap) then O(action=deps) then
     O(action=restart); with O(record_phase) it records the phase in the session when all three succeeded.
   - O(action=restart), O(action=stop) and O(action=start) act per server mode (C(none), C(process),
     C(systemd)); C(auto) resolves to C(systemd) when O(systemd_unit) is set, else C(process) when the
@@ -437,8 +437,8 @@ def do_upgrade(module, params, result):
         step(module, params, result)
         changed = changed or result["changed"]
     result["changed"] = changed
-    recorded = record_for(module, {key: result[key] for key in ("swapped", "pip_ran", "mode", "pid_after",
-                                                                 "log_offset")})
+    evidence_keys = ("swapped", "pip_ran", "mode", "pid_after", "log_offset")
+    recorded = record_for(module, {key: result[key] for key in evidence_keys})
     if recorded:
         result["session"] = recorded
 

@@ -313,6 +313,9 @@ class Session:
             if before["status"] == status and self.p["reason"] in (None, before.get("reason")):
                 after = copy.deepcopy(before)  # already closed this way: nothing to do
             else:
+                if status == "completed" and "cleanup" not in before["completed_phases"]:
+                    before = states.mark_phase(before, "cleanup", self.p["evidence"],
+                                               states.last_activity(before), now=self.now)
                 after = states.finish(before, status, self.p["reason"], now=self.now)
         if self.p["backup_path"]:
             after["backup_path"] = self.p["backup_path"]

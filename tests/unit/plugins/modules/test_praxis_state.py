@@ -318,3 +318,12 @@ def test_state_write_failure_releases_fresh_lock(state_of, home):
 def test_default_host_is_the_machine(run_module, home):
     result, failed = run_module(praxis_state, dict(praxis_home=home, state="started", target_commit=TARGET))
     assert not failed and result["session"]["host"] and lock_of(home)["host"] == result["session"]["host"]
+
+
+def test_completed_records_the_cleanup_phase_and_releases_the_lock(state_of, home):
+    started, failed = state_of("started", target_commit=TARGET)
+    assert not failed
+    done, failed = state_of("completed", session_id=started["session_id"])
+    assert not failed and done["lock_action"] == "released"
+    assert facts(home)["completed_phases"] == ["preflight", "cleanup"] and facts(home)["status"] == "completed"
+    assert done["next_phase"] == "backup"
