@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.harness import Host
-from tests.integration.conftest import NO_CHANGE, fx, output, snapshot, tree_diff
+from tests.integration.conftest import NO_CHANGE, output, snapshot, tree_diff
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,6 @@ v1 install (extensions/molecule/shared/prepare.yml).
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -55,11 +54,13 @@ class Fleet:
         self.sources: dict[str, dict[str, Any]] = meta["sources"]
         self.tools: dict[str, list[str]] = meta["tools"]
         self.names = [h["name"] for h in self.state["hosts"]]
+        self._hosts: dict[str, Any] = {}
 
     # -------------------------------------------------------------- access
-    @functools.lru_cache(maxsize=None)
     def host(self, name: str) -> Any:
-        return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.dir / "ssh_config"))
+        if name not in self._hosts:
+            self._hosts[name] = testinfra.get_host(f"ssh://{name}", ssh_config=str(self.dir / "ssh_config"))
+        return self._hosts[name]
 
     def project(self, name: str) -> str:
         return next(h["project_dir"] for h in self.state["hosts"] if h["name"] == name)

@@ -38,7 +38,7 @@ def stdio(project: str, timeout: float = 60.0) -> dict:
     def answer(msg_id: int) -> dict:
         buf = b""
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            ready = select.select([proc.stdout], [], [], 0.2)[0]
             if not ready:
                 if proc.poll() is not None:
                     raise RuntimeError(f"server exited with {proc.returncode} before answering")

@@ -40,7 +40,7 @@ def _runs(fleet: Fleet) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def test_three_runs_check_converge_idempotence(fleet: Fleet) -> None:
-    outcomes = [sorted({row["outcome"] for row in doc["hosts"]}) for _, doc in _runs(fleet)]
+    outcomes = [sorted({row["outcome"] for row in doc["hosts"]}) for _path, doc in _runs(fleet)]
     assert outcomes == [["dry_run"], ["completed"], ["up_to_date"]], outcomes
 
 

@@ -50,12 +50,12 @@ def unchanged_since_install(fleet: Fleet, step: str, name: str) -> list[str]:
 
 # ---------------------------------------------------------------- (b) failing host in batch 2
 def test_b_canary_upgraded(fleet: Fleet) -> None:
-    _, rows, _ = report(fleet, "b-h2-broken")
+    rows = report(fleet, "b-h2-broken")[1]
     assert_completed_row(fleet, H1, rows[H1])
 
 
 def test_b_failing_host_rolled_itself_back(fleet: Fleet) -> None:
-    _, rows, md = report(fleet, "b-h2-broken")
+    rows, md = report(fleet, "b-h2-broken")[1:]
     row = rows[H2]
     assert row["outcome"] == "rolled_back" and md[H2] == "rolled_back", row
     assert row.get("reason") and row.get("failed_phase") == "server", row
@@ -68,7 +68,7 @@ def test_b_failing_host_rolled_itself_back(fleet: Fleet) -> None:
 
 
 def test_b_run_stopped_before_later_batches(fleet: Fleet) -> None:
-    _, rows, md = report(fleet, "b-h2-broken")
+    rows, md = report(fleet, "b-h2-broken")[1:]
     assert sorted(rows) == [H1, H2], f"hosts of the third batch reported although it never ran: {sorted(rows)}"
     assert md[H3] == md[H4] == "not_reached", md
     plays = recap(fleet, "b-h2-broken")
@@ -88,12 +88,12 @@ def test_c_host_stopped_mid_run_is_reported_unreachable(fleet: Fleet) -> None:
     assert plays[H3]["unreachable"] == 1, plays
     log = (fleet.dir / "steps" / "c-h3-down" / "ansible.log").read_text()
     assert f"[{H3}]: UNREACHABLE!" in log
-    _, rows, md = report(fleet, "c-h3-down")
+    rows, md = report(fleet, "c-h3-down")[1:]
     assert H3 not in rows and md[H3] == "not_reached", (sorted(rows), md)
 
 
 def test_c_other_hosts_carried_on(fleet: Fleet) -> None:
-    _, rows, md = report(fleet, "c-h3-down")
+    rows, md = report(fleet, "c-h3-down")[1:]
     assert rows[H1]["outcome"] == "up_to_date", rows[H1]
     assert row_commits(rows[H1]) == (fleet.commit("v2"), fleet.commit("v2")), rows[H1]
     assert_completed_row(fleet, H2, rows[H2])
@@ -115,7 +115,7 @@ def test_c_rerun_resumed_and_completed_it(fleet: Fleet) -> None:
     after = kept(fleet, "c-h3-back", f"facts-{H3}.json")
     assert after["session_id"] == before["session_id"], (before["session_id"], after["session_id"])
     assert after["status"] == "completed" and after["backup_path"] == before["backup_path"], after
-    _, rows, _ = report(fleet, "c-h3-back")
+    rows = report(fleet, "c-h3-back")[1]
     assert sorted(rows) == sorted(fleet.names), rows
     assert_completed_row(fleet, H3, rows[H3])
     for name in (H1, H2, H4):
