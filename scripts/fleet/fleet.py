@@ -1,11 +1,11 @@
-#!/usr/bin/env python3
 """A real multi-host fleet on one machine: one user + one sshd per host, over real SSH.
+Run it with an interpreter (it is not executable):
 
-    fleet.py --state-dir DIR up --hosts 4 [--wheelhouse .cache/wheelhouse]
-    fleet.py --state-dir DIR stop-host 2      # host 2 becomes unreachable (sshd and its sessions stop)
-    fleet.py --state-dir DIR start-host 2
-    fleet.py --state-dir DIR status
-    fleet.py --state-dir DIR down [--keep-state]
+    python3 scripts/fleet/fleet.py --state-dir DIR up --hosts 4 [--wheelhouse .cache/wheelhouse]
+    python3 scripts/fleet/fleet.py --state-dir DIR stop-host 2      # host 2 becomes unreachable (sshd and its sessions stop)
+    python3 scripts/fleet/fleet.py --state-dir DIR start-host 2
+    python3 scripts/fleet/fleet.py --state-dir DIR status
+    python3 scripts/fleet/fleet.py --state-dir DIR down [--keep-state]
 
 Host N is user ``<prefix>N`` (``useradd -m``, locked password ``*``) reached over SSH on
 ``127.0.0.N:2222`` (``--net X`` gives ``127.0.X.N``) by its own ``sshd -D -e -f CONFIG``: own host key,
@@ -47,7 +47,7 @@ class FleetError(Exception):
 
 # ---------------------------------------------------------------------------- small helpers
 def run(cmd: list[str], check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, text=True, capture_output=True, **kwargs)
+    proc = subprocess.run(cmd, text=True, capture_output=True, check=False, **kwargs)
     if check and proc.returncode != 0:
         raise FleetError(f"command {' '.join(cmd)!r} failed with rc={proc.returncode}: "
                          f"{(proc.stderr or proc.stdout).strip()}")
@@ -67,7 +67,7 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
 def load_state(state_dir: Path) -> dict[str, Any]:
     path = state_dir / STATE_FILE
     if not path.is_file():
-        raise FleetError(f"no fleet at {state_dir} ({STATE_FILE} missing); run `fleet.py --state-dir "
+        raise FleetError(f"no fleet at {state_dir} ({STATE_FILE} missing); run `python3 scripts/fleet/fleet.py --state-dir "
                          f"{state_dir} up --hosts N` first")
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -152,7 +152,7 @@ def ensure_packages() -> None:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+    if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
         run(["apt-get", "update", "-q"], env=env)
         run(cmd, env=env)
 
@@ -174,7 +174,7 @@ def ensure_user(name: str, state_dir: Path) -> tuple[int, str]:
             live = [h for h in st.get("hosts", []) if h.get("pid") and alive(h["pid"])]
             if live:
                 raise FleetError(f"user {name} belongs to the live fleet at {other}; run "
-                                 f"`fleet.py --state-dir {other} down` or use another --prefix")
+                                 f"`python3 scripts/fleet/fleet.py --state-dir {other} down` or use another --prefix")
         signal_and_wait(pids_of_uid(pw.pw_uid))
         run(["userdel", "-r", name], check=False)
     run(["useradd", "-m", "-s", "/bin/bash", "-c", f"{COMMENT} {state_dir}", name])
@@ -369,7 +369,7 @@ def cmd_down(args: argparse.Namespace) -> dict[str, Any]:
     if (state_dir / "ssh_config").is_file():
         for h in state["hosts"]:        # close testinfra's control masters for this fleet
             subprocess.run(["ssh", "-F", str(state_dir / "ssh_config"), "-O", "exit", h["name"]],
-                           capture_output=True, timeout=5)
+                           capture_output=True, timeout=5, check=False)
     for h in state["hosts"]:
         stop_sshd(h, state_dir)
         if h.get("uid") is not None:
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        print("fleet.py must run as root (it creates users and starts sshd)", file=sys.stderr)
+        print("scripts/fleet/fleet.py must run as root (it creates users and starts sshd)", file=sys.stderr)
         return 2
     handler = {"up": cmd_up, "down": cmd_down, "stop-host": cmd_stop_host,
                "start-host": cmd_start_host, "status": cmd_status}[args.command]
