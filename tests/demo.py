@@ -7,14 +7,20 @@ the run report, then runs it again to show that a re-run at the target changes n
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from tests.fixtures import praxis_fixture as fx
 from tests.harness import REPO, Fleet
 
 WORKDIR = REPO / ".cache" / "demo"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def banner(text: str) -> None:
@@ -51,9 +57,17 @@ def main() -> int:
             host = fleet.add(name, "v1", http=http)
             mode = "server running in http mode" if http else "IDE-launched (stdio)"
             print(f"  {name:6} {host.project}  v1 {host.install['commit'][:7]}  {mode}")
+        # the project .gitignore is the user's too, but the upgrade appends its entries to it (never rewrites)
+        user_files = {h.name: {rel: sha256(h.project / rel) for rel in h.install["user_files"] if rel != ".gitignore"}
+                      for h in fleet.hosts}
+        run(fleet, "Dry run: what would change (--check --diff writes nothing on the targets)", "--check", "--diff")
         run(fleet, "Upgrading the fleet to v2 (canary first: serial 1, 25%, 100%)")
         for host in fleet.hosts:
-            print(f"  {host.name:6} VERSION.txt commit={host.version_commit()[:7]}  state={host.state()['status']}")
+            kept = sum(sha256(host.project / rel) == digest for rel, digest in user_files[host.name].items())
+            conflict = host.home / (fx.LOCALLY_MODIFIED_CONFLICT + ".upstream")
+            print(f"  {host.name:6} VERSION.txt commit={host.version_commit()[:7]}  state={host.state()['status']}"
+                  f"  user files byte-identical: {kept}/{len(user_files[host.name])}"
+                  f"  conflict kept, upstream beside it: {conflict.exists()}")
         run(fleet, "Running the upgrade again: already at the target, nothing to do")
     finally:
         fleet.stop()
