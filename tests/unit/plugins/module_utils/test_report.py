@@ -81,9 +81,8 @@ def test_run_report_rows_from_concurrent_forks_all_land(tmp_path):
 
 def test_run_report_row_is_replaced_and_failures_are_shown(tmp_path):
     report.merge_run_row(str(tmp_path), "r", "web1", {"outcome": "in_progress"}, ["web1"], SOURCE)
-    result = report.merge_run_row(str(tmp_path), "r", "web1", {"outcome": "rolled_back", "failed_phase": "server",
-                                                               "reason": "pip failed | exit 1\n  line two"},
-                                    ["web1"], SOURCE)
+    failure = {"outcome": "rolled_back", "failed_phase": "server", "reason": "pip failed | exit 1\n  line two"}
+    result = report.merge_run_row(str(tmp_path), "r", "web1", failure, ["web1"], SOURCE)
     assert len(result["document"]["hosts"]) == 1
     text = open(result["markdown"]).read()
     assert "| rolled_back |" in text and "server: pip failed / exit 1 line two" in text
