@@ -19,7 +19,23 @@ from typing import Iterator, List
 TOOLS = ("broken", "current_date", "echo", "get_server_info", "whoami")
 SCRIPT = os.path.abspath(__file__)
 REPO = os.path.abspath(os.path.join(os.path.dirname(SCRIPT), "..", "..", "..", ".."))
-VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+
+
+def _dev_python() -> str:
+    """The dev venv's python (it has the mcp SDK). ansible-test units runs a copy of the tree below
+    the checkout (.build/ansible-test/<pid>/...), so look in the enclosing directories too."""
+    here = REPO
+    while True:
+        candidate = os.path.join(here, ".venv", "bin", "python")
+        if os.path.exists(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.join(REPO, ".venv", "bin", "python")
+        here = parent
+
+
+VENV_PYTHON = _dev_python()
 
 
 def free_port() -> int:
