@@ -64,6 +64,16 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def install_authorized_key(host: dict[str, Any], pubkey: str) -> None:
+    """The run's public key as the only entry of the host user's ~/.ssh/authorized_keys."""
+    ssh_dir = Path(host["home"]) / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    atomic_write(ssh_dir / "authorized_keys", pubkey, 0o600)
+    gid = pwd.getpwnam(host["user"]).pw_gid
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, host["uid"], gid)
+
+
 def load_state(state_dir: Path) -> dict[str, Any]:
     path = state_dir / STATE_FILE
     if not path.is_file():
@@ -189,7 +199,9 @@ def sshd_config(host: dict[str, Any], hdir: Path) -> str:
         f"Port {host['port']}",
         f"HostKey {hdir / 'ssh_host_ed25519_key'}",
         f"PidFile {hdir / 'sshd.pid'}",
-        f"AuthorizedKeysFile {hdir / 'authorized_keys'}",
+        # in the user's home, where StrictModes stops checking: the checkout (and so hdir) may sit
+        # below a world-writable directory such as /tmp, which sshd would refuse
+        "AuthorizedKeysFile .ssh/authorized_keys",
         f"AllowUsers {host['user']}",
         "UsePAM no",
         "PermitRootLogin no",
@@ -338,7 +350,7 @@ def cmd_up(args: argparse.Namespace) -> dict[str, Any]:
             hdir = state_dir / "hosts" / user
             hdir.mkdir(exist_ok=True)
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hdir / "ssh_host_ed25519_key")])
-            atomic_write(hdir / "authorized_keys", pubkey, 0o644)
+            install_authorized_key(host, pubkey)
             atomic_write(hdir / "sshd_config", sshd_config(host, hdir), 0o644)
             run([SSHD, "-t", "-f", str(hdir / "sshd_config")])
             host["pid"] = start_sshd(host, state_dir)
