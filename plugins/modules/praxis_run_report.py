@@ -14,7 +14,8 @@ description:
   - Maintains C(<report_dir>/upgrade-<run_id>.json) and C(.md) on the controller, one row per target,
     rewritten after every row so the report is complete even when the run stops early (a failed canary
     batch, an unreachable host). Inventory hosts without a row are shown as not reached.
-  - Run it with C(delegate_to=localhost). Concurrent forks are serialised with a file lock.
+  - An action plugin does the work on the controller itself (no module is shipped anywhere); concurrent
+    forks are serialised with a file lock. It writes in check mode too, since it only touches the controller.
 version_added: "0.1.0"
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
@@ -49,9 +50,12 @@ options:
     type: bool
     default: false
 attributes:
+  action:
+    support: full
+    description: Runs as an action plugin on the controller.
   check_mode:
-    support: none
-    description: Run it with C(check_mode=false); it only writes on the controller.
+    support: full
+    description: Writes the report in check mode too (the dry run's report); nothing is written on targets.
   diff_mode:
     support: none
     description: Not supported.
@@ -69,8 +73,6 @@ EXAMPLES = r"""
     host: "{{ inventory_hostname }}"
     hosts: "{{ ansible_play_hosts_all }}"
     row: {outcome: completed}
-  delegate_to: localhost
-  check_mode: false
 """
 
 RETURN = r"""

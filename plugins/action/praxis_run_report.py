@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, praxis.upgrade contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: the run report lives on the controller, so it is written right here, in the
+controller's worker, instead of shipping a module to localhost (which costs a process per host)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.praxis.upgrade.plugins.module_utils.report import merge_run_row
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("report_dir", "run_id", "host", "row", "hosts", "source", "check_mode_run"))
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=dict(
+            report_dir=dict(type="path", required=True),
+            run_id=dict(type="str", required=True),
+            host=dict(type="str", required=True),
+            row=dict(type="dict", required=True),
+            hosts=dict(type="list", elements="str", default=[]),
+            source=dict(type="dict", default={}),
+            check_mode_run=dict(type="bool", default=False),
+        ))
+        row = dict(args["row"], check_mode=args["check_mode_run"])
+        try:
+            written = merge_run_row(os.path.expanduser(args["report_dir"]), args["run_id"], args["host"], row,
+                                    args["hosts"], args["source"])
+        except (OSError, ValueError) as exc:
+            raise AnsibleActionFail("could not write the run report in %s: %s; check the directory and re-run"
+                                    % (args["report_dir"], exc))
+        result.update(changed=False, json=written["json"], markdown=written["markdown"])
+        return result
