@@ -21,6 +21,8 @@ description:
     in the facts file is readable and not an interrupted upgrade to another commit.
   - All checks that can be made are made; the task fails listing every problem with the next step.
   - Never changes anything, so it runs for real in check mode.
+  - Sets C(ansible_local.praxis_upgrade) from the session facts file, as C(ansible.builtin.setup) with
+    C(fact_path) would, so a play needs no separate fact-gathering task.
 author:
   - praxis.upgrade contributors (@praxis-upgrade)
 extends_documentation_fragment:
@@ -102,6 +104,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ansible_facts:
+  description:
+    - C(ansible_local.praxis_upgrade), the last session from the facts file, exactly as
+      C(ansible.builtin.setup) with C(fact_path=<praxis_home>/.cache/facts.d) would set it.
+  returned: success
+  type: dict
 server_mode:
   description: Resolved server mode (C(none), C(process) or C(systemd)).
   returned: always
@@ -422,6 +430,8 @@ class Preflight:
         for note in self.notes:
             self.module.warn(note)
         self.facts.update(changed=False, problems=self.problems, warnings_found=self.notes)
+        # what setup with fact_path=<home>/.cache/facts.d would give, without a second task
+        self.facts["ansible_facts"] = {"ansible_local": {"praxis_upgrade": self.facts["last_session"] or {}}}
         if self.problems:
             self.module.fail_json(
                 msg="preflight of %s found %d problem(s): %s" % (home, len(self.problems), " | ".join(self.problems)),

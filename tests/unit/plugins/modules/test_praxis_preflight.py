@@ -93,6 +93,7 @@ def test_healthy_installation_facts(preflight, project):
     assert result["lock"] is None and result["lock_status"] == "free"
     assert result["last_session"] is None and result["resume"] is False and result["resume_session_id"] is None
     assert result["up_to_date"] is False and result["server_state"] is None
+    assert result["ansible_facts"] == {"ansible_local": {"praxis_upgrade": {}}}
     assert snapshot(project) == before  # read-only
 
 
@@ -232,6 +233,8 @@ def test_interrupted_session_for_this_target_resumes(preflight, project):
     assert result["completed_phases"] == ["preflight", "backup"] and result["lock_status"] == "ours"
     assert result["last_session"]["session_id"] == session["session_id"]
     assert result["up_to_date"] is False
+    # the same fact setup: fact_path=.../facts.d would set
+    assert result["ansible_facts"]["ansible_local"]["praxis_upgrade"] == result["last_session"]
 
 
 def test_interrupted_session_is_not_ours_from_another_controller(preflight, project):
