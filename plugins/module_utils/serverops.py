@@ -118,6 +118,11 @@ def _check_entry(praxis_home: str, entry: dict) -> Dict[str, str]:
     return {"live": live, "new": new, "old": old}
 
 
+def journal_in_flight(state_path: str) -> bool:
+    """Whether the session journal holds a swap that did not finish."""
+    return state.journal_get(state.load(state_path), "swap") is not None
+
+
 def recover_swap(praxis_home: str, state_path: str, check: bool = False) -> dict:
     """Finish (or undo) a swap interrupted at any journal step; idempotent; a no-op without a journal.
 

@@ -16,7 +16,8 @@ description:
   - The server phase of a prAxIs OS upgrade and the server steps of a rollback, on the target.
   - O(action=swap) stages the new C(mcp_server/) beside the live one (every file verified against the
     manifest), then swaps it in with two renames journalled in the session facts file; an interrupted
-    swap is finished or undone from that journal first (O(action=recover) does only that).
+    swap is finished or undone from that journal first (O(action=recover) does only that, and
+    O(action=stop) does it before stopping, as a rollback needs).
   - O(action=deps) runs C(pip install -r mcp_server/requirements.txt) in the installation's venv unless
     the requirements file is unchanged and every requirement is already installed.
   - O(action=upgrade) is the whole server phase in one task, O(action=swap) then O(action=deps) then
@@ -406,6 +407,9 @@ def do_restart(module, params, result):
 
 
 def do_stop(module, params, result):
+    # a rollback stops first: settle an interrupted swap with it (silent when there is none)
+    if serverops.journal_in_flight(params["state_file"]):
+        do_recover(module, params, result)
     mode = _resolve(params, result)
     if mode == "none":
         result["plan"].append("server mode none: nothing to stop")

@@ -143,7 +143,9 @@ def stage_interruption(s: Dict[str, object], step: str, live: str, new: bool, ol
 ])
 def test_recover_from_every_step(setup: Dict[str, object], step: str, live: str, new: bool, old: bool,
                                  action: str, expected: Dict[str, str]) -> None:
+    assert not serverops.journal_in_flight(str(setup["facts"]))
     stage_interruption(setup, step, live, new, old)
+    assert serverops.journal_in_flight(str(setup["facts"]))
     check = serverops.recover_swap(str(setup["home"]), str(setup["facts"]), check=True)
     assert check == {"recovered": True, "action": action, "step": step}
     assert len(journal(setup)) == 1
@@ -151,6 +153,7 @@ def test_recover_from_every_step(setup: Dict[str, object], step: str, live: str,
     assert result == check
     assert tree(setup["home"] / "mcp_server") == expected
     assert leftovers(setup["home"]) == [] and journal(setup) == []
+    assert not serverops.journal_in_flight(str(setup["facts"]))
     assert serverops.recover_swap(str(setup["home"]), str(setup["facts"]))["action"] == "none"
 
 
