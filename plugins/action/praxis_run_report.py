@@ -22,7 +22,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        args = self.validate_argument_spec(argument_spec=dict(
             report_dir=dict(type="path", required=True),
             run_id=dict(type="str", required=True),
             host=dict(type="str", required=True),
@@ -30,7 +30,7 @@ class ActionModule(ActionBase):
             hosts=dict(type="list", elements="str", default=[]),
             source=dict(type="dict", default={}),
             check_mode_run=dict(type="bool", default=False),
-        ))
+        ))[1]
         row = dict(args["row"], check_mode=args["check_mode_run"])
         try:
             written = merge_run_row(os.path.expanduser(args["report_dir"]), args["run_id"], args["host"], row,

@@ -103,6 +103,7 @@ def main():
             source=dict(type="dict", default={}),
             check_mode_run=dict(type="bool", default=False),
         ),
+        supports_check_mode=True,
     )
     params = module.params
     row = dict(params["row"], check_mode=params["check_mode_run"])
