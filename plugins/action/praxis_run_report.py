@@ -12,25 +12,17 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.praxis.upgrade.plugins.module_utils.report import merge_run_row
+from ansible_collections.praxis.upgrade.plugins.module_utils.report import RUN_REPORT_ARGS, merge_run_row
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("report_dir", "run_id", "host", "row", "hosts", "source", "check_mode_run"))
+    _VALID_ARGS = frozenset(RUN_REPORT_ARGS)
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        args = self.validate_argument_spec(argument_spec=dict(
-            report_dir=dict(type="path", required=True),
-            run_id=dict(type="str", required=True),
-            host=dict(type="str", required=True),
-            row=dict(type="dict", required=True),
-            hosts=dict(type="list", elements="str", default=[]),
-            source=dict(type="dict", default={}),
-            check_mode_run=dict(type="bool", default=False),
-        ))[1]
+        args = self.validate_argument_spec(argument_spec=RUN_REPORT_ARGS)[1]
         row = dict(args["row"], check_mode=args["check_mode_run"])
         try:
             written = merge_run_row(os.path.expanduser(args["report_dir"]), args["run_id"], args["host"], row,

@@ -158,6 +158,18 @@ def write_target_records(praxis_home: str, summary: dict, manifest: Dict[str, st
 
 # --- controller side: one run report with a row per target ------------------------------------
 
+# options of praxis_run_report, shared by its action plugin (which does the work) and its module stub
+RUN_REPORT_ARGS = dict(
+    report_dir=dict(type="path", required=True),
+    run_id=dict(type="str", required=True),
+    host=dict(type="str", required=True),
+    row=dict(type="dict", required=True),
+    hosts=dict(type="list", elements="str", default=[]),
+    source=dict(type="dict", default={}),
+    check_mode_run=dict(type="bool", default=False),
+)
+
+
 def merge_run_row(report_dir: str, run_id: str, host: str, row: dict, hosts: Iterable[str], source: dict) -> dict:
     """Add or replace `host`'s row in the run report, under a lock (forks write concurrently)."""
     os.makedirs(report_dir, exist_ok=True)

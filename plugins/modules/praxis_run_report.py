@@ -89,20 +89,12 @@ markdown:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.praxis.upgrade.plugins.module_utils.report import merge_run_row
+from ansible_collections.praxis.upgrade.plugins.module_utils.report import RUN_REPORT_ARGS, merge_run_row
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            report_dir=dict(type="path", required=True),
-            run_id=dict(type="str", required=True),
-            host=dict(type="str", required=True),
-            row=dict(type="dict", required=True),
-            hosts=dict(type="list", elements="str", default=[]),
-            source=dict(type="dict", default={}),
-            check_mode_run=dict(type="bool", default=False),
-        ),
+        argument_spec=RUN_REPORT_ARGS,
         supports_check_mode=True,
     )
     params = module.params
