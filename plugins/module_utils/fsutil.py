@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,6 +52,22 @@ def _finish(tmp: str, path: str, mode: int | None) -> None:
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
+@contextlib.contextmanager
+def _atomic_file(path: str, mode: int | None):
+    """A temp file beside `path`, opened for writing; on success fsynced and renamed over `path`,
+    on any failure removed (the old `path`, if any, stays untouched)."""
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        _finish(tmp, path, mode)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
 def atomic_write_bytes(path: str, data: bytes, mode: int | None = None) -> None:
     """Write `data` to `path` so that readers see the old or the new content, never a mix.
 
@@ -61,16 +78,8 @@ def atomic_write_bytes(path: str, data: bytes, mode: int | None = None) -> None:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:
             mode = 0o644
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _finish(tmp, path, mode)
-    except BaseException:
-        _discard(tmp)
-        raise
+    with _atomic_file(path, mode) as handle:
+        handle.write(data)
 
 
 def atomic_write_json(path: str, obj, mode: int | None = None) -> None:
@@ -105,18 +114,10 @@ def copy_file_atomic(src: str, dst: str, mode: int | None = None) -> str:
     if mode is None:
         mode = stat.S_IMODE(os.stat(src).st_mode)
     digest = hashlib.sha256()
-    fd, tmp = _temp_beside(dst)
-    try:
-        with open(src, "rb") as source, os.fdopen(fd, "wb") as target:
-            for chunk in iter(lambda: source.read(CHUNK), b""):
-                digest.update(chunk)
-                target.write(chunk)
-            target.flush()
-            os.fsync(target.fileno())
-        _finish(tmp, dst, mode)
-    except BaseException:
-        _discard(tmp)
-        raise
+    with open(src, "rb") as source, _atomic_file(dst, mode) as target:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            digest.update(chunk)
+            target.write(chunk)
     return digest.hexdigest()
 
 
