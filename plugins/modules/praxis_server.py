@@ -284,7 +284,9 @@ def _base(params):
 
 
 def do_swap(module, params, result):
-    if params["archive"] and not module.check_mode:
+    # the content phase usually unpacked it already; the swap verifies every file it stages anyway,
+    # so an existing staging dir is not hashed a second time here
+    if params["archive"] and not module.check_mode and not os.path.isdir(params["source_dir"]):
         extract(params["archive"], params["source_dir"], params["manifest"])
     swap = serverops.swap_server(params["praxis_home"], params["source_dir"], params["manifest"],
                                  params["state_file"], params["session_id"], check=module.check_mode)
