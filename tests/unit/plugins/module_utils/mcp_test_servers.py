@@ -5,20 +5,32 @@
     python mcp_test_servers.py mcp-stdio         real MCP server (mcp SDK), stdio
     python mcp_test_servers.py crash             stdio process that dies with a traceback
     python mcp_test_servers.py silent            stdio process that reads stdin and never answers
+
+Tests start the http servers with `spawn` / `http_server`, never with a bare Popen: each server runs in
+its own process group, is stopped by pid (`stop`) when the test or fixture ends, and holds a lifeline:
+its stdin is a pipe whose only writer is the process that started it, and the server exits as soon as
+that pipe closes. So a server outlives no test, even when the test process ends without running
+teardown (ansible-test runs every unit test in a fork that leaves with os._exit(), so module-scoped
+fixtures are set up in the fork and never finalized) or is SIGKILLed.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 TOOLS = ("broken", "current_date", "echo", "get_server_info", "whoami")
 SCRIPT = os.path.abspath(__file__)
 REPO = os.path.abspath(os.path.join(os.path.dirname(SCRIPT), "..", "..", "..", ".."))
+LIFELINE = "MCP_TEST_SERVER_LIFELINE"  # set to 1 by spawn(): exit when stdin reaches EOF
+_STARTED: Dict[int, "subprocess.Popen[bytes]"] = {}
 
 
 def _dev_python() -> str:
@@ -60,21 +72,57 @@ def wait_port(port: int, proc: "subprocess.Popen[bytes]", timeout: float = 30.0)
     raise RuntimeError("test server did not listen on %d within %s s" % (port, timeout))
 
 
+def spawn(mode: str, *args: str) -> "subprocess.Popen[bytes]":
+    """Start a test server (http modes) in its own process group, tied to this process by its lifeline."""
+    env = dict(os.environ)
+    env[LIFELINE] = "1"
+    proc = subprocess.Popen(command(mode, *args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    _STARTED[proc.pid] = proc
+    return proc
+
+
+def stop(proc: "subprocess.Popen[bytes]") -> None:
+    """Stop a server started by `spawn`, by its process group (= its pid): SIGTERM, SIGKILL after 5 s; reap it."""
+    _STARTED.pop(proc.pid, None)
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in list(_STARTED.values()):
+        stop(proc)
+
+
 @contextlib.contextmanager
 def http_server(mode: str = "mcp-http") -> Iterator[str]:
     """Run a real MCP server on a free loopback port; yield its url; always stop and reap it."""
     port = free_port()
-    proc = subprocess.Popen(command(mode, str(port)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn(mode, str(port))
     try:
         wait_port(port, proc)
         yield "http://127.0.0.1:%d/mcp" % port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def _exit_when_lifeline_closes() -> None:
+    try:
+        while sys.stdin.buffer.read(1024):
+            pass
+    finally:
+        os._exit(0)
 
 
 def build_server():  # type: ignore[no-untyped-def]
@@ -114,6 +162,8 @@ def build_server():  # type: ignore[no-untyped-def]
 def main(argv: list[str]) -> int:
     mode = argv[1]
     if mode in ("mcp-http", "mcp-json"):
+        if os.environ.get(LIFELINE) == "1":
+            threading.Thread(target=_exit_when_lifeline_closes, daemon=True).start()
         build_server().run(
             "streamable-http", host="127.0.0.1", port=int(argv[2]), json_response=(mode == "mcp-json")
         )

@@ -135,14 +135,12 @@ def test_stdio_command_override_crash(capsys: Any) -> None:
 
 def test_retries_until_a_restarted_server_answers(capsys: Any) -> None:
     port = ts.free_port()
-    server = subprocess.Popen(ts.command("mcp-http", str(port)), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # not listening yet: the first attempts are refused
+    server = ts.spawn("mcp-http", str(port))  # not listening yet: the first attempts are refused
     try:
         result = run_module(capsys, url="http://127.0.0.1:%d/mcp" % port, retries=100, retry_delay=0.1,
                             timeout=30)
     finally:
-        server.terminate()
-        server.wait(10)
+        ts.stop(server)
     assert result["healthy"] is True, result.get("msg")
     assert result["attempts"] > 1
 
