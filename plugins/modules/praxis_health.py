@@ -18,7 +18,9 @@ description:
   - Over C(http) the url is given or discovered from C(<praxis_home>/.mcp_server_state.json); a
     state file is trusted only when its pid is alive and belongs to this project.
   - Over C(stdio) a fresh server process is spawned, probed, and always stopped again.
-  - Read-only; C(changed) is always false and the probe also runs in check mode.
+  - The probe itself changes nothing and also runs in check mode. C(changed) is true only when
+    O(record_phase) is set and a healthy result was recorded in the session's facts file (never in
+    check mode); otherwise it is false.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
 extends_documentation_fragment:
@@ -325,7 +327,7 @@ def main():
     if result["healthy"]:
         recorded = record_for(module, dict(tools_after=result["tools"], response_time_ms=result["response_time_ms"]))
         if recorded:
-            result["session"] = recorded
+            result.update(changed=True, session=recorded)
     module.exit_json(**result)
 
 

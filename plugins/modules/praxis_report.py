@@ -18,7 +18,7 @@ description:
     records the new base manifest used by the next three-way content upgrade.
   - Appends one line to C(UPDATE_LOG.txt) and one section to C(INSTALLATION_SUMMARY.md); both are append-only.
   - Every write is atomic (temporary file and rename).
-version_added: "0.1.0"
+version_added: "1.0.0"
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
 options:

@@ -16,7 +16,9 @@ description:
     batch, an unreachable host). Inventory hosts without a row are shown as not reached.
   - An action plugin does the work on the controller itself (no module is shipped anywhere); concurrent
     forks are serialised with a file lock. It writes in check mode too, since it only touches the controller.
-version_added: "0.1.0"
+  - C(changed) is always false, also from the action plugin; the report is the run's own bookkeeping on
+    the controller, rewritten for every row, not a change to the target.
+version_added: "1.0.0"
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
 options:
@@ -103,7 +105,7 @@ def main():
         written = merge_run_row(params["report_dir"], params["run_id"], params["host"], row, params["hosts"], params["source"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg="could not write the run report in %s: %s; check the directory and re-run" % (params["report_dir"], exc))
-    module.exit_json(changed=True, json=written["json"], markdown=written["markdown"])
+    module.exit_json(changed=False, json=written["json"], markdown=written["markdown"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run a module's `main()` in-process, the way ansible-core 2.19 module unit tests do.
+"""Run a module's `main()` in-process (ansible-core 2.16 - 2.21: see module_args.py).
 
 Use the `run_module` fixture:
 
@@ -17,7 +17,7 @@ import json
 from typing import Any, Callable, Dict, Tuple
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from tests.unit.plugins.modules.module_args import patch_module_args
 
 ModuleRunner = Callable[..., Tuple[Dict[str, Any], bool]]
 

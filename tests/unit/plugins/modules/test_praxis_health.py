@@ -8,8 +8,10 @@ import time
 from typing import Any, Dict, Iterator
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from tests.unit.plugins.modules.module_args import patch_module_args
 
+from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
+from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.modules import praxis_health
 from tests.unit.plugins.module_utils import mcp_test_servers as ts
 
@@ -81,6 +83,27 @@ def test_error_lines_in_the_log_since_the_restart_fail(capsys: Any, url: str, tm
     assert result["failed"] is True and result["healthy"] is False
     assert result["log_errors"] == ["2026-11-24 ERROR tool search_standards failed: index missing"]
     assert "1 ERROR line(s) in %s since the restart, first: 2026-11-24 ERROR tool" % log in result["msg"]
+
+
+def test_changed_only_when_the_phase_is_recorded(capsys: Any, url: str, home: Any) -> None:
+    """`changed` is true exactly when record_phase wrote the facts file (documented in DOCUMENTATION)."""
+    document = states.new_session("b" * 40, controller="alice@ctl", host="web1")
+    document["status"] = "in_progress"
+    facts = states.facts_path(str(home))
+    states.save(facts, document)
+    locks.acquire(locks.lock_path(str(home)), locks.make_owner(document["session_id"], "b" * 40, "alice@ctl"))
+    before = open(facts).read()
+
+    checked = run_module(capsys, url=url, praxis_home=str(home), record_phase="validate", timeout=10,
+                         _ansible_check_mode=True)
+    assert checked["healthy"] is True and checked["changed"] is False and "session" not in checked
+    assert open(facts).read() == before
+
+    recorded = run_module(capsys, url=url, praxis_home=str(home), record_phase="validate", timeout=10)
+    assert recorded["healthy"] is True and recorded["changed"] is True
+    assert "validate" in recorded["session"]["completed_phases"]
+    assert json.loads(open(facts).read())["completed_phases"] == recorded["session"]["completed_phases"]
+    assert "C(changed) is true only when\n    O(record_phase) is set" in praxis_health.DOCUMENTATION
 
 
 def test_discovers_url_and_pid_from_state_file(capsys: Any, url: str, home: Any) -> None:
