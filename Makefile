@@ -1,6 +1,7 @@
 # praxis.upgrade — one entry point for people and CI.
 #   make demo   upgrade a local demo fleet end to end and print the report
-#   make test   the whole suite (lint, sanity, units, integration, molecule)
+#   make test   the whole suite (lint, sanity, units, integration, molecule, release, version matrix),
+#               then a check that nothing it started is still running
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY ?= python3
@@ -11,8 +12,21 @@ WHEELHOUSE := .cache/wheelhouse
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PRAXIS_WHEELHOUSE := $(CURDIR)/$(WHEELHOUSE)
+# every process `make` starts inherits this: scripts/check-leftovers finds what outlived its test
+export PRAXIS_TEST_OWNER := $(CURDIR)
 
-.PHONY: help setup demo test lint sanity units unit integration molecule bench clean
+# The version matrix: the dev venv runs the main ansible-core (requirements/dev.txt); `make matrix`
+# runs sanity, units and one installed-tarball upgrade on the oldest ansible-core meta/runtime.yml
+# claims and on the newest, each in its own venv under .cache/matrix/ (2.20+ needs Python >= 3.12).
+MATRIX_OLDEST := 2.16.19
+MATRIX_NEWEST := 2.21.5
+MATRIX_DIR := .cache/matrix
+PY312 ?= $(or $(lastword $(sort $(wildcard $(or $(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)/versions/3.12*/bin/python3.12))),python3.12)
+MATRIX_PY_$(MATRIX_OLDEST) := $(PY)
+MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
+
+.PHONY: help setup demo test test-suite lint sanity units unit integration molecule release-test matrix \
+	leftovers release bench clean
 
 help:
 	@echo "make demo    upgrade a local demo fleet (3 installs) v1 -> v2 and print the report"
@@ -35,17 +49,23 @@ $(WHEELHOUSE)/.stamp: requirements/fixture-wheelhouse.txt $(VENV)/.stamp
 	$(BIN)/pip download --quiet --disable-pip-version-check -d $(WHEELHOUSE) -r requirements/fixture-wheelhouse.txt
 	touch $@
 
-.cache/ansible-test-offline.stamp: scripts/ansible-test-offline-pip.py
+.cache/ansible-test-offline.stamp: scripts/ansible-test-offline-pip.py scripts/setup-ansible-test-offline
 	scripts/setup-ansible-test-offline
 	mkdir -p .cache && touch $@
 
 demo: setup
 	$(BIN)/python -m tests.demo
 
-test: setup lint sanity units integration molecule
+# The suite stops at the first failing part; the leftover check runs in any case.
+test: setup
+	@status=0; $(MAKE) --no-print-directory test-suite || status=$$?; \
+	$(PY) scripts/check-leftovers --kill || status=1; exit $$status
+
+test-suite: lint sanity units integration molecule release-test matrix
 
 lint: setup
 	$(BIN)/ansible-lint --offline
+	$(BIN)/antsibull-changelog lint
 
 sanity: setup
 	scripts/ansible-test sanity
@@ -59,6 +79,38 @@ integration: setup
 
 molecule: setup
 	scripts/molecule-all
+
+# the release as a user gets it: tarball built and installed into an empty path, FQCN playbooks
+release-test: setup
+	$(BIN)/pytest -q -p no:cacheprovider tests/release
+
+matrix: setup $(MATRIX_DIR)/ansible-$(MATRIX_OLDEST)/.stamp $(MATRIX_DIR)/ansible-$(MATRIX_NEWEST)/.stamp
+	@for version in $(MATRIX_OLDEST) $(MATRIX_NEWEST); do \
+	  bin=$(CURDIR)/$(MATRIX_DIR)/ansible-$$version/bin; \
+	  python=$$($$bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  echo "== ansible-core $$version (Python $$python): sanity, units, installed-tarball upgrade"; \
+	  PRAXIS_ANSIBLE_BIN=$$bin PRAXIS_ANSIBLE_TEST_PYTHON=$$python scripts/ansible-test sanity || exit 1; \
+	  PRAXIS_ANSIBLE_BIN=$$bin PRAXIS_ANSIBLE_TEST_PYTHON=$$python scripts/ansible-test units || exit 1; \
+	  PRAXIS_ANSIBLE_BIN=$$bin $(BIN)/pytest -q -p no:cacheprovider tests/release -k upgrade_succeeds || exit 1; \
+	done
+
+$(MATRIX_DIR)/ansible-%/.stamp:
+	@test -n "$(MATRIX_PY_$*)" || { echo "no Python for ansible-core $* (Next: set MATRIX_PY_$*=<python>)" >&2; exit 2; }
+	@$(MATRIX_PY_$*) -c 'import sys' 2>/dev/null || { echo "$(MATRIX_PY_$*) does not run; ansible-core $* needs it. \
+	Next: install it (pyenv install 3.12) or run make with PY312=/path/to/python3.12" >&2; exit 2; }
+	rm -rf $(dir $@)
+	$(MATRIX_PY_$*) -m venv $(dir $@)
+	$(dir $@)bin/pip install --quiet --disable-pip-version-check ansible-core==$*
+	touch $@
+
+# fails when a process started from this checkout is still running (and stops it, by pid)
+leftovers:
+	$(PY) scripts/check-leftovers --kill
+
+# cut the release: render the changelog fragments into CHANGELOG.rst, build the tarball into .build/dist
+release: setup
+	$(BIN)/antsibull-changelog release --version $$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist
 
 bench: setup
 	bench/run
