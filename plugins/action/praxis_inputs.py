@@ -41,14 +41,18 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=inputs.INPUTS_ARGS)[1]
         hostvars = task_vars.get("hostvars", {})
-        problems, per_host = [], {}
+        extra_vars = load_extra_vars(self._loader)
+        given = {k: v for k, v in extra_vars.items() if k.startswith(inputs.PREFIX)}
+        # extra vars reach every host: checked once, as the run's, not once per host
+        problems = ["the run (-e): %s" % p for p in inputs.validate(given)]
+        per_host = {}
         for host in args["hosts"]:
             values, found = self.host_values(hostvars, host)
-            per_host[host] = values
-            found += inputs.validate(values, required=("praxis_project_dir",))
+            per_host[host] = {k: v for k, v in values.items() if k not in given}
+            required = () if "praxis_project_dir" in given else ("praxis_project_dir",)
+            found += inputs.validate(per_host[host], required=required)
             problems += ["%s: %s" % (host, problem) for problem in found]
-        effective = inputs.effective_run_values(load_extra_vars(self._loader))
-        problems += ["the run: %s" % p for p in inputs.validate(effective)]
+        effective = inputs.effective_run_values(extra_vars)
         first = per_host.get(args["hosts"][0], {}) if args["hosts"] else {}
         report_dir = first.get("praxis_report_dir") or args["report_dir"] or os.path.join(
             os.path.realpath(os.getcwd()), "praxis-reports")

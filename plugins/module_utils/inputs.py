@@ -116,7 +116,12 @@ RUN_LEVEL = tuple(v.name for v in VARIABLES if v.scope == "run")
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    if value is None:
+        return "null"
+    for kind in (bool, int, float, str, list, tuple, dict):  # builtin names, not ansible's tagged subclasses
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
 
 
 def as_int(value: Any) -> Optional[int]:
@@ -242,8 +247,11 @@ _CHECKS = {"absolute": _absolute, "plain_name": _plain_name, "backup_name": _bac
 
 
 def closest(name: str, known: Sequence[str] = tuple(BY_NAME)) -> Optional[str]:
-    found = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return found[0] if found else None
+    """The known name `name` most likely misspells (compared without the shared `praxis_` prefix)."""
+    stems = {k[len(PREFIX):]: k for k in known if k.startswith(PREFIX)}
+    found = difflib.get_close_matches(name[len(PREFIX):] if name.startswith(PREFIX) else name, list(stems),
+                                      n=1, cutoff=0.7)
+    return stems[found[0]] if found else None
 
 
 def unknown_names(names: Sequence[str]) -> List[str]:
