@@ -307,3 +307,51 @@ def test_serial_in_the_inventory_warns_and_on_the_command_line_batches(fleet: An
     changed = tree_diff(before, everything(fleet))
     assert changed["removed"] == [] and changed["changed"] == [], changed
     assert all(rel.startswith("reports/") for rel in changed["added"]), changed
+
+
+# --- disk: estimated from allocated blocks, proven on a small tmpfs ---------------------------------
+
+def tmpfs_upgrade(fleet: Any, name: str, room: int) -> dict[str, Any]:
+    """Upgrade a copy of host h on a tmpfs holding exactly its files plus `room` free bytes."""
+    work = fleet.workdir / "tmpfs" / name
+    work.mkdir(parents=True, exist_ok=True)
+    mount = work / "mnt"
+    inventory = {"praxis": {"hosts": {name: {"ansible_connection": "local",
+                                             "praxis_project_dir": str(mount / "project")}},
+                            "vars": base_vars(fleet)}}
+    (work / "inventory.json").write_text(json.dumps(inventory))
+    spec = {"stash": str(fleet.hosts[0].project), "mount": str(mount), "room": room, "cwd": str(work),
+            "inventory": str(work / "inventory.json"), "source": str(fleet.source("v2"))}
+    (work / "spec.json").write_text(json.dumps(spec))
+    subprocess.run(["unshare", "--mount", sys.executable, "-m", "tests.integration.tmpfs_case",
+                    str(work / "spec.json"), str(work / "result.json")], cwd=REPO, check=True, timeout=900,
+                   env=ansible_env())
+    return json.loads((work / "result.json").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for unshare + tmpfs")
+def test_disk_estimate_refuses_what_would_hit_enospc_and_passes_what_fits(fleet: Any) -> None:
+    from ansible_collections.praxis.upgrade.plugins.module_utils import source as sources
+    from ansible_collections.praxis.upgrade.plugins.module_utils import target_checks
+
+    info = sources.inspect(str(fleet.source("v2")))
+    home = fleet.hosts[0].home
+    apparent = sum(p.stat().st_size for tree in target_checks.FRAMEWORK_TREES if (home / tree).is_dir()
+                   for p in (home / tree).rglob("*") if p.is_file() and not p.is_symlink())
+    # what the old estimate asked for (2 x apparent bytes written + backed up): preflight passed it and the
+    # upgrade then ran out of space; now refused before anything changes
+    old_room = 2 * (info["bytes"] + apparent) + 64 * 1024
+    refused = tmpfs_upgrade(fleet, "old-estimate", old_room)
+    text = flat(refused["output"])
+    assert refused["rc"] != 0 and "not enough free disk" in text and "Next: free some space" in text, text[-3000:]
+    assert "TASK [Backup]" not in text
+    assert tree_diff(refused["before"], refused["after"]) == NO_CHANGE
+    # the new estimate's room (computed the way preflight does, plus a little for the copy's rounding): the
+    # whole upgrade fits
+    need = target_checks.disk_need(str(home), str(home.parent), info["bytes"], info["file_count"], 4096)
+    fits = tmpfs_upgrade(fleet, "new-estimate", need["needed_bytes"] + 256 * 1024)
+    assert fits["rc"] == 0, flat(fits["output"])[-3000:]
+    assert "No space left" not in fits["output"]
+    assert "commit=%s" % info["commit"] in fits["version"]
+    print("disk: old room %d refused; new room %d (estimate %d) fit, %d left free after the upgrade"
+          % (old_room, need["needed_bytes"] + 256 * 1024, need["needed_bytes"], fits["free_after"]))
