@@ -13,7 +13,7 @@ short_description: Validate every operator variable of a fleet before anything i
 description:
   - Reads the C(praxis_*) variables of every host in O(hosts) (inventory, group and extra vars, as
     C(hostvars) shows them) and checks each against the one table of operator variables
-    (C(plugins/module_utils/inputs.py), the variables table of README): types, ranges, choices, the shape
+    (C(plugins/module_utils/inputs.py), the variables table of README) - types, ranges, choices, the shape
     of C(praxis_serial), C(praxis_pip_args) as a list, C(praxis_server_env) as a dict of strings,
     C(praxis_backup_name) as a plain name. Any other C(praxis_*) name is a likely typo and fails, naming
     the closest known variable.
@@ -68,7 +68,7 @@ hosts:
   type: list
   elements: str
 problems:
-  description: Every problem found, C(<host>: <problem>; Next: <what to do>); the task fails when not empty.
+  description: "Every problem found, as C(<host>: <problem>; Next: <what to do>); the task fails when not empty."
   returned: always
   type: list
   elements: str
