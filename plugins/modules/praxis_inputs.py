@@ -17,8 +17,8 @@ description:
     of C(praxis_serial), C(praxis_pip_args) as a list, C(praxis_server_env) as a dict of strings,
     C(praxis_backup_name) as a plain name. Any other C(praxis_*) name is a likely typo and fails, naming
     the closest known variable.
-  - Decides the run-level values the upgrade play uses (C(serial), C(max_fail_percentage): extra vars or
-    the default) and warns, naming the host and the fix, when the inventory sets them (Ansible decides
+  - Decides the run-level values the upgrade play uses (C(serial) and C(max_fail_percentage), from extra
+    vars or the default) and warns, naming the host and the fix, when the inventory sets them (Ansible decides
     batches before it reads host variables, so such values cannot be honoured).
   - An action plugin does the work on the controller; no module is shipped to any host.
   - C(praxis_preflight) checks the same table again per host, so a role run alone is checked too.
