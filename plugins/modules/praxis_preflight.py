@@ -14,11 +14,17 @@ short_description: Check that a prAxIs OS installation can be upgraded, changing
 version_added: "1.0.0"
 description:
   - Read-only facts and checks of one installation before an upgrade (phase C(preflight)).
-  - The project directory exists and is absolute; C(<project>/.praxis-os) is an installation
+  - The project directory exists and is absolute; C(<project>/.praxis-os) is a real directory inside the
+    project (a symlink to another project's installation is refused, naming both paths) and an installation
     (C(mcp_server/) plus C(VERSION.txt) or C(venv/)); the installed commit (C(commit=) line of
     C(VERSION.txt), else the base manifest); the venv python runs; free disk is at least twice what
     the upgrade writes plus what the backup copies; no live lock of another session; the last session
-    in the facts file is readable and not an interrupted upgrade to another commit.
+    in the facts file is readable and not an interrupted upgrade to another commit; the framework trees
+    hold no symlink leaving the installation and no name that is not printable UTF-8 (each is named); the
+    base manifest, when present, is valid.
+  - The action plugin of the same name first checks every C(praxis_*) variable the host sees against the
+    operator table (README, C(plugins/module_utils/inputs.py)) on the controller; a bad value or an unknown
+    C(praxis_*) name (a likely typo) fails before this module runs.
   - All checks that can be made are made; the task fails listing every problem with the next step.
   - Never changes anything, so it runs for real in check mode.
   - Sets C(ansible_local.praxis_upgrade) from the session facts file, as C(ansible.builtin.setup) with
@@ -59,6 +65,10 @@ options:
     type: str
   bytes_to_write:
     description: Size in bytes of what the upgrade writes (from the controller's source information).
+    type: int
+    default: 0
+  files_to_write:
+    description: Number of files the upgrade writes (the source's file count), for the block-rounded disk estimate.
     type: int
     default: 0
   lock_stale_after:
@@ -152,13 +162,21 @@ disk_free_bytes:
   returned: always
   type: int
 disk_needed_bytes:
-  description: 2 x (O(bytes_to_write) + size of what the backup copies).
+  description:
+    - Bytes the upgrade needs free, counted in allocated blocks (C(st_blocks), sizes rounded up to the file
+      system's block) with a margin of 2 - 2 x (backup copies + venv snapshot directories and manifests +
+      staging (archive, unpacked source, staged mcp_server, content writes) + records).
   returned: always
   type: int
 backup_bytes:
-  description: Size of what the backup copies (the installation without C(venv), C(.cache), C(.backups)).
+  description: Bytes the backup's copies allocate (framework trees, records, base manifest, C(.gitignore)).
   returned: always
   type: int
+disk_estimate:
+  description: The parts of RV(disk_needed_bytes) (C(backup_bytes), C(venv_snapshot_bytes), C(staging_bytes),
+    C(records_bytes), C(needed_bytes), C(margin)).
+  returned: when the disk is checked
+  type: dict
 lock:
   description: Owner of the upgrade lock, or null.
   returned: always
@@ -215,12 +233,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
 from ansible_collections.praxis.upgrade.plugins.module_utils import procutil
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
+from ansible_collections.praxis.upgrade.plugins.module_utils import target_checks
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
-
-# Not copied by the backup, so not counted in the disk estimate (SPEC 3 phase 0).
-NOT_BACKED_UP = ("venv", ".cache", ".backups")
-PROJECT_FILES = (".gitignore",)
-
 
 def installed_commit(home):
     """Last `commit=` line of VERSION.txt, else the commit of the base manifest, else None."""
@@ -240,26 +254,6 @@ def installed_commit(home):
     except (OSError, ValueError):
         return None
     return base.get("commit") if isinstance(base, dict) and isinstance(base.get("commit"), str) else None
-
-
-def tree_bytes(home):
-    """Apparent size of everything the backup copies: one stat per entry, no hashing, no symlink follow."""
-    total = 0
-    for current, dirs, files in os.walk(home):
-        if current == home:
-            dirs[:] = [d for d in dirs if d not in NOT_BACKED_UP]
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(current, name)).st_size
-            except OSError:
-                pass
-    project = os.path.dirname(home)
-    for name in PROJECT_FILES:
-        try:
-            total += os.lstat(os.path.join(project, name)).st_size
-        except OSError:
-            pass
-    return total
 
 
 def python_version(python, timeout):
@@ -306,6 +300,9 @@ class Preflight:
                       "inventory" % project)
         home = os.path.join(project, self.p["praxis_home_name"])
         self.facts["praxis_home"] = home
+        foreign = target_checks.home_problem(project, home) if os.path.lexists(home) else None
+        if foreign:
+            self.stop(foreign)
         if not os.path.isdir(home):
             self.stop("%s has no %s directory, so prAxIs OS is not installed there; install it first or fix "
                       "praxis_project_dir / praxis_home_name" % (project, self.p["praxis_home_name"]))
@@ -344,14 +341,19 @@ class Preflight:
     def disk(self, home):
         stats = os.statvfs(home)
         free = stats.f_bavail * stats.f_frsize
-        backup = tree_bytes(home)
-        needed = 2 * (max(0, self.p["bytes_to_write"]) + backup)
-        self.facts.update(disk_free_bytes=free, disk_needed_bytes=needed, backup_bytes=backup)
-        if free < needed:
-            self.problems.append(
-                "not enough free disk for %s: the upgrade needs %d bytes (2 x (%d written + %d backed up)) but only "
-                "%d are free; free some space or prune old backups in %s"
-                % (home, needed, self.p["bytes_to_write"], backup, free, os.path.join(home, ".backups")))
+        need = target_checks.disk_need(home, os.path.dirname(home), self.p["bytes_to_write"],
+                                       self.p["files_to_write"], stats.f_frsize)
+        self.facts.update(disk_free_bytes=free, disk_needed_bytes=need["needed_bytes"],
+                          backup_bytes=need["backup_bytes"], disk_estimate=need)
+        if free < need["needed_bytes"]:
+            self.problems.append(target_checks.disk_message(home, need, free))
+
+    def trees(self, home):
+        """Framework trees and the base manifest, checked now rather than after the lock is taken."""
+        self.problems.extend(target_checks.tree_problems(home))
+        base = target_checks.base_manifest_problem(home)
+        if base:
+            self.problems.append(base)
 
     def session(self, home):
         path = states.facts_path(home)
@@ -421,6 +423,7 @@ class Preflight:
     def run(self):
         home = self.locate()
         self.versions(home)
+        self.trees(home)
         if self.p["check_disk"]:
             self.disk(home)
         last = self.session(home)
@@ -450,6 +453,7 @@ def main():
             check_disk=dict(type="bool", default=True),
             controller=dict(type="str"),
             bytes_to_write=dict(type="int", default=0),
+            files_to_write=dict(type="int", default=0),
             lock_stale_after=dict(type="int", default=locks.DEFAULT_STALE_AFTER),
             break_lock=dict(type="bool", default=False),
             session_id=dict(type="str"),

@@ -97,15 +97,23 @@ def test_healthy_installation_facts(preflight, project):
     assert snapshot(project) == before  # read-only
 
 
-def test_disk_estimate_counts_backup_set_only(preflight, project):
-    result, failed = preflight(bytes_to_write=1000)
+def test_disk_estimate_counts_allocated_blocks_of_the_backup_set_only(preflight, project):
+    result, failed = preflight(bytes_to_write=1000, files_to_write=3)
     assert not failed, result
     home = home_of(project)
-    counted = sum(os.path.getsize(os.path.join(home, rel)) for rel in (
-        "mcp_server/__init__.py", "mcp_server/requirements.txt", "standards/universal/a.md", "config.json",
-        "VERSION.txt")) + os.path.getsize(project / ".gitignore")
+    block = os.statvfs(home).f_frsize
+    files = [os.path.join(home, rel) for rel in ("mcp_server/__init__.py", "mcp_server/requirements.txt",
+                                                 "standards/universal/a.md", "config.json", "VERSION.txt")]
+    files.append(str(project / ".gitignore"))
+    # a copy allocates whole blocks per file (an empty file none), plus a block per copied directory
+    counted = sum(-(-os.path.getsize(p) // block) * block for p in files) + 2 * block
     assert result["backup_bytes"] == counted  # venv, .cache and .backups are left out
-    assert result["disk_needed_bytes"] == 2 * (1000 + counted)
+    estimate = result["disk_estimate"]
+    assert estimate["staging_bytes"] == 3 * (1000 + 3 * block)
+    assert result["disk_needed_bytes"] == 2 * (counted + estimate["venv_snapshot_bytes"] + estimate["staging_bytes"]
+                                               + estimate["records_bytes"])
+    # the old estimate, 2 x (apparent bytes written + backed up), ignored blocks and staging
+    assert result["disk_needed_bytes"] > 2 * (1000 + sum(os.path.getsize(p) for p in files)) * 4
 
 
 def test_not_enough_disk_fails_with_next_step(preflight):
