@@ -1,0 +1,1 @@
+"""Fault-matrix suite (placeholder docstring, completed below)."""
