@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,6 +25,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> lib.Prepared:
     """OLD installation, NEW reference manifest, task lists: built once, shared by the xdist workers."""
+    if os.environ.get("PRAXIS_FAULTS_PREPARED"):  # reuse a prepared directory across runs (development)
+        return lib.prepare(Path(os.environ["PRAXIS_FAULTS_PREPARED"]))
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if base.name.startswith("popen-gw") else base
     return lib.prepare(shared / "faults-prepared")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -49,6 +48,9 @@ VOLATILE_RE = re.compile(
     r"(^|/)__pycache__(/|$)|\.pyc$"           # bytecode caches, written by python on import
     rf"|^{re.escape(HOME)}/\.cache/upgrade-summary-[^/]*$"  # the per-run summary reports
 )
+# "refused before any change" compares everything but bytecode caches and the server's log (the preflight
+# probe talks to the running server, which logs the request)
+STRICT_SKIP = re.compile(r"(^|/)__pycache__(/|$)|\.pyc$|^\.praxis-os/\.cache/mcp_server\.log$")
 # Records whose lines carry the time and the session of the run that wrote them: compared with those
 # values replaced, so "the same records, written by another run" compares equal.
 RECORDS = {f"{HOME}/VERSION.txt", f"{HOME}/UPDATE_LOG.txt", f"{HOME}/INSTALLATION_SUMMARY.md"}
@@ -90,7 +92,7 @@ def manifest(project: Path, strict: bool = False) -> dict[str, str]:
     project = Path(project)
     result: dict[str, str] = {}
     for rel, path, info in walk(project):
-        if (volatile(rel) if not strict else bool(re.search(r"(^|/)__pycache__(/|$)|\.pyc$", rel))):
+        if volatile(rel) if not strict else bool(STRICT_SKIP.search(rel)):
             continue
         mode = oct(stat.S_IMODE(info.st_mode))
         if stat.S_ISLNK(info.st_mode):
@@ -110,8 +112,11 @@ def manifest(project: Path, strict: bool = False) -> dict[str, str]:
 
 def pip_freeze(project: Path) -> str:
     python = Path(project) / HOME / "venv" / "bin" / "python"
-    proc = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
-                          capture_output=True, text=True, check=False, timeout=120)
+    try:
+        proc = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
+                              capture_output=True, text=True, check=False, timeout=120)
+    except OSError as exc:
+        return f"pip freeze failed ({exc.strerror})"
     if proc.returncode != 0:
         return f"pip freeze failed ({proc.returncode})"
     return ",".join(sorted(proc.stdout.split()))
@@ -433,7 +438,10 @@ def settle(installs: list[Install], timeout: float = 60) -> None:
 
 def leftovers(inst: Install) -> list[str]:
     """Staging, swap and temp residue, a held lock, an unfinished session, stray processes of the project."""
-    found = [rel for rel, _p, _i in walk(inst.project) if LEFTOVER_RE.search(rel) and "/venv/" not in f"/{rel}"]
+    found: list[str] = []
+    for rel, _path, _info in walk(inst.project):
+        if LEFTOVER_RE.search(rel) and "/venv/" not in f"/{rel}" and not any(rel.startswith(f + "/") for f in found):
+            found.append(rel)
     state_path = inst.home / ".cache" / "facts.d" / "praxis_upgrade.fact"
     try:
         status = json.loads(state_path.read_text()).get("status") if state_path.exists() else None
@@ -471,7 +479,10 @@ def judge(case: Case, inst: Install, prepared: Prepared, allowed: tuple[str, ...
     """The end state of `inst` against OLD/NEW, user files, exactly one healthy server, leftovers."""
     settle([inst])
     now = manifest(inst.project)
-    end, paths = classify(now, prepared.old_manifest, prepared.new_manifest)
+    # leftovers (staging, the shipped archive, swap dirs, temp files) are judged by the leftover check below;
+    # the end state is the rest of the tree
+    kept = {rel: value for rel, value in now.items() if not LEFTOVER_RE.search(rel.rstrip("/"))}
+    end, paths = classify(kept, prepared.old_manifest, prepared.new_manifest)
     verdict = Verdict(end, paths)
     if end == "MIXED":
         verdict.problems.append(f"MIXED: {', '.join(paths[:8])}{' …' if len(paths) > 8 else ''}")
@@ -512,9 +523,42 @@ def error_text(output: str) -> str:
     return "\n".join("\n".join(b) for b in blocks)
 
 
-def load_callback_module() -> Any:
-    spec = importlib.util.spec_from_file_location("praxis_fault_kill", CALLBACKS / "praxis_fault_kill.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def error_summary(output: str, limit: int = 300) -> str:
+    """The `msg` of the failures of a run (or the tail of the failure text), for a matrix cell."""
+    text = error_text(output)
+    msgs = re.findall(r"^\s*msg: (.*(?:\n {4,}\S.*)*)", text, re.MULTILINE)
+    msgs += re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', text)
+    msgs += [line for line in text.splitlines() if line.startswith("ERROR!")]
+    found = " / ".join(" ".join(m.split()) for m in msgs) or " ".join(text.split()[-60:])
+    return found[-limit:]
+
+
+NEXT_STEP = re.compile(r"next|re-?run|fix |run |use |set |remove|choose|give |check |restore|wait|rename|install",
+                       re.IGNORECASE)
+
+
+def refused(case: Case, inst: Install, before: dict[str, str], run: Run, cause: tuple[str, ...],
+            server_pid: int | None = None) -> Verdict:
+    """"Refused before any change": non-zero exit, the tree strictly unchanged, a message naming the cause
+    (every item of `cause`, case-insensitive, "a|b" = either) and a next step, the server (if any) the same healthy pid."""
+    settle([inst])
+    after = manifest(inst.project, strict=True)
+    changed = diff(before, after)
+    verdict = Verdict("OLD (unchanged)" if not changed else "CHANGED", changed)
+    if run.returncode == 0:
+        verdict.problems.append("accepted (exit 0), expected a refusal")
+    if changed:
+        verdict.problems.append(f"tree changed: {', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}")
+    text = error_text(run.output)
+    missing = [w for w in cause if not any(alt.lower() in text.lower() for alt in w.split("|"))]
+    if run.returncode != 0 and missing:
+        verdict.problems.append(f"message does not name {missing}: {error_summary(run.output) or run.output[-300:]}")
+    if run.returncode != 0 and not NEXT_STEP.search(text):
+        verdict.problems.append(f"message names no next step: {error_summary(run.output)}")
+    if server_pid is not None:
+        report = case.server_report(inst, None)
+        if report["pids"] != [server_pid] or not report["healthy"]:
+            verdict.problems.append(f"server changed: pids {report['pids']} (was {server_pid}), "
+                                    f"healthy {report['healthy']}")
+    verdict.problems += [f"leftover {x}" for x in leftovers(inst) if ".upgrade-lock" not in x]
+    return verdict

@@ -11,8 +11,8 @@ from tests.faults import lib
 
 pytestmark = pytest.mark.slow
 
-UPGRADE_TASK_SLOTS = 14
-UPGRADE_TIME_FRACTIONS = (0.2, 0.4, 0.6, 0.8)
+UPGRADE_TASK_SLOTS = 13
+UPGRADE_TIME_FRACTIONS = (0.25, 0.5, 0.75)
 NAMED_POINTS = ("backup.done", "content.midway", "server.between_renames", "server.during_pip")
 ROLLBACK_TASK_SLOTS = 6
 ROLLBACK_TIME_FRACTIONS = (0.35, 0.7)
@@ -73,7 +73,7 @@ def test_kill_upgrade(point: str, case: lib.Case, prepared: lib.Prepared, conclu
     verdict = lib.judge(case, inst, prepared)
     if recovery.returncode != 0:
         verdict.problems.append(f"re-run upgrade.yml exited {recovery.returncode}: "
-                                f"{lib.error_text(recovery.output)[-300:]}")
+                                f"{lib.error_summary(recovery.output)}")
     conclude(fault, "re-run upgrade.yml", verdict)
 
 
@@ -100,7 +100,7 @@ def test_kill_rollback(point: str, case: lib.Case, prepared: lib.Prepared, concl
     verdict = lib.judge(case, inst, prepared, allowed=("OLD",))
     if recovery.returncode != 0:
         verdict.problems.append(f"re-run rollback.yml exited {recovery.returncode}: "
-                                f"{lib.error_text(recovery.output)[-300:]}")
+                                f"{lib.error_summary(recovery.output)}")
     conclude(fault, "re-run rollback.yml", verdict)
 
 
@@ -131,5 +131,5 @@ def test_kill_automatic_rollback(point: str, case: lib.Case, prepared: lib.Prepa
         recovery_name, recovery = "re-run upgrade.yml with the fixed source (v2)", case.run("upgrade.yml", "v2")
         verdict = lib.judge(case, inst, prepared, allowed=("NEW",))
         if recovery.returncode != 0:
-            verdict.problems.append(f"re-run exited {recovery.returncode}: {lib.error_text(recovery.output)[-300:]}")
+            verdict.problems.append(f"re-run exited {recovery.returncode}: {lib.error_summary(recovery.output)}")
     conclude(f"{version}; SIGKILL in the automatic rollback at {killed.killed}", recovery_name, verdict)
