@@ -38,4 +38,8 @@ n-th task event; by time, the test kills the run's process tree. Both SIGKILL ev
 `ansible-playbook` except detached servers (a crashed controller leaves those running), then the group.
 
 Known failures of the current main: tests/faults/known_failing.py (see its docstring).
+
+Development: `PRAXIS_FAULTS_PREPARED=<dir>` reuses a prepared directory (sources, OLD installation, NEW
+reference) across pytest runs; `PRAXIS_FAULTS_OUTPUT=<dir>` writes the matrix (and `fault-matrix.jsonl`, one
+row per finished case as it finishes) there instead of tests/output/.
 """

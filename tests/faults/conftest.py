@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -11,15 +12,21 @@ import pytest
 from tests.faults import lib
 from tests.faults.known_failing import KNOWN_FAILING
 
-OUTPUT = lib.REPO / "tests" / "output" / "fault-matrix.md"
+OUTPUT = Path(os.environ.get("PRAXIS_FAULTS_OUTPUT") or lib.REPO / "tests" / "output") / "fault-matrix.md"
+PROGRESS = OUTPUT.with_suffix(".jsonl")  # one row per finished case, as they finish (read it mid-run)
 ROW_KEY = "fault_row"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--faults-allow-known", action="store_true", default=False,
-        help="cases listed in tests/faults/known_failing.py that fail are reported (matrix: FAIL, known) and "
-             "skipped instead of failing the run; a listed case that passes fails the run (remove it from the list)")
+        help="cases listed in tests/faults/known_failing.py that fail are reported (matrix: FAIL (known)) and "
+             "skipped with their verdict instead of failing the run; a listed case that passes is reported too")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        PROGRESS.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +55,7 @@ Conclude = Callable[..., None]
 
 @pytest.fixture
 def conclude(request: pytest.FixtureRequest) -> Conclude:
-    """conclude(fault=..., recovery=..., verdict=Verdict | (end_state, problems)) -> matrix row + pass/fail."""
+    """conclude(fault, recovery, verdict, note="") -> the case's matrix row, then pass, fail or known-skip."""
     case_id = request.node.nodeid.split("::", 1)[1]
 
     def done(fault: str, recovery: str, verdict: lib.Verdict, note: str = "") -> None:
@@ -56,10 +63,15 @@ def conclude(request: pytest.FixtureRequest) -> Conclude:
         row = {"case": case_id, "fault": fault, "recovery": recovery, "end": verdict.end_state,
                "verdict": "PASS" if verdict.ok else ("FAIL (known)" if known else "FAIL"),
                "problems": verdict.problems, "note": note}
-        request.node.user_properties.append((ROW_KEY, json.dumps(row)))
         allow = request.config.getoption("--faults-allow-known")
-        if verdict.ok and known and allow:
-            pytest.fail(f"{case_id} passes now: remove it from tests/faults/known_failing.py")
+        if verdict.ok and known:
+            # not a failure: timing cases (kills by time, races) can pass by luck; the matrix says it
+            row["verdict"] = "PASS (listed in known_failing.py: remove it once it passes reliably)"
+            warnings.warn(f"{case_id} passed but is listed in tests/faults/known_failing.py", stacklevel=1)
+        request.node.user_properties.append((ROW_KEY, json.dumps(row)))
+        PROGRESS.parent.mkdir(parents=True, exist_ok=True)
+        with open(PROGRESS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
         if not verdict.ok:
             message = f"{case_id}: {fault} -> {verdict.end_state}: " + "; ".join(verdict.problems)
             if known and allow:
@@ -96,4 +108,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     OUTPUT.write_text(text, encoding="utf-8")
     terminalreporter.write_sep("=", "fault matrix")
     terminalreporter.write(text)
-    terminalreporter.write_line(f"(also written to {OUTPUT.relative_to(lib.REPO)})")
+    terminalreporter.write_line(f"(also written to {OUTPUT})")
