@@ -533,8 +533,10 @@ def error_summary(output: str, limit: int = 300) -> str:
     return found[-limit:]
 
 
-NEXT_STEP = re.compile(r"next|re-?run|fix |run |use |set |remove|choose|give |check |restore|wait|rename|install",
-                       re.IGNORECASE)
+# an imperative that tells the operator what to do ("Next: ...", "set praxis_x to ...", "point ... at ...")
+NEXT_STEP = re.compile(r"\b(next|re-?run|fix|run|use|set|remove|choose|give|check|restore|wait|rename|install|clone|"
+                       r"point|pass|provide|create|commit|stash|move|replace|delete|add|list|try|stop|free|make|"
+                       r"correct|unset|drop)\b", re.IGNORECASE)
 
 
 def refused(case: Case, inst: Install, before: dict[str, str], run: Run, cause: tuple[str, ...],
@@ -560,5 +562,10 @@ def refused(case: Case, inst: Install, before: dict[str, str], run: Run, cause: 
         if report["pids"] != [server_pid] or not report["healthy"]:
             verdict.problems.append(f"server changed: pids {report['pids']} (was {server_pid}), "
                                     f"healthy {report['healthy']}")
-    verdict.problems += [f"leftover {x}" for x in leftovers(inst) if ".upgrade-lock" not in x]
+    # a lock or a session record the case itself planted (and the run rightly left alone) is not a leftover;
+    # any change to them is caught by the strict tree comparison above
+    planted = {x for x in ("session status", ".upgrade-lock")
+               if (x == ".upgrade-lock" and f"{HOME}/.upgrade-lock" in before)
+               or (x == "session status" and f"{HOME}/.cache/facts.d/praxis_upgrade.fact" in before)}
+    verdict.problems += [f"leftover {x}" for x in leftovers(inst) if not any(p in x for p in planted)]
     return verdict

@@ -135,7 +135,7 @@ def other_backup(case: lib.Case, prepared: lib.Prepared) -> str:
 
 # case -> (setup, cause key words ("a|b": either))
 CASES: dict[str, tuple[Setup, tuple[str, ...]]] = {
-    "source-relative": (source(lambda c: "sources/v2"), ("relative",)),
+    "source-relative": (source(lambda c: "sources/v2"), ("relative|not absolute",)),
     "source-missing": (source(lambda c: str(c.dir / "no-such-checkout")), ("no-such-checkout",)),
     "source-dirty": (source(dirty), ("scratch.md|uncommitted|dirty|not clean",)),
     "source-not-praxis": (source(not_praxis), ("mcp_server|not a prAxIs|layout",)),
@@ -160,7 +160,7 @@ CASES: dict[str, tuple[Setup, tuple[str, ...]]] = {
     "var-max-fail-percentage-150": (var(praxis_max_fail_percentage=150), ("praxis_max_fail_percentage",)),
     "var-home-name-with-path": (var(praxis_home_name="../elsewhere"), ("praxis_home_name",)),
     "project-missing": (project_dir(lambda c, i: str(c.dir / "does-not-exist")), ("does-not-exist",)),
-    "project-relative": (project_dir(lambda c, i: "h/app"), ("relative",)),
+    "project-relative": (project_dir(lambda c, i: "h/app"), ("relative|not absolute",)),
     "project-not-installation": (not_installation, (".praxis-os",)),
     "home-symlink-to-other-install": (home_symlink, ("symlink",)),
     "state-corrupt": (target(write(".cache/facts.d/praxis_upgrade.fact", b"{not json")), ("praxis_upgrade.fact",)),
