@@ -526,11 +526,21 @@ def error_text(output: str) -> str:
 def error_summary(output: str, limit: int = 300) -> str:
     """The `msg` of the failures of a run (or the tail of the failure text), for a matrix cell."""
     text = error_text(output)
-    msgs = re.findall(r"^\s*msg: (.*(?:\n {4,}\S.*)*)", text, re.MULTILINE)
+    msgs: list[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^( *)msg: (.*)$", line)
+        if match:  # a YAML `msg:` and its continuation lines (indented deeper than the key)
+            parts = [match.group(2)]
+            for more in lines[index + 1:]:
+                if len(more) - len(more.lstrip(" ")) <= len(match.group(1)) or not more.strip():
+                    break
+                parts.append(more.strip())
+            msgs.append(" ".join(parts).strip("'\""))
     msgs += re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', text)
     msgs += [line for line in text.splitlines() if line.startswith("ERROR!")]
     found = " / ".join(" ".join(m.split()) for m in msgs) or " ".join(text.split()[-60:])
-    return found[-limit:]
+    return found[:limit]
 
 
 # an imperative that tells the operator what to do ("Next: ...", "set praxis_x to ...", "point ... at ...")
