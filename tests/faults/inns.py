@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tests.conftest  # noqa: F401 - makes the collection importable
+import tests.conftest  # noqa: F401  # pylint: disable=unused-import  # makes the collection importable
 from tests.faults import lib
 
 

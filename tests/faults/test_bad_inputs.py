@@ -182,7 +182,7 @@ def test_bad_input(name: str, case: lib.Case, prepared: lib.Prepared, conclude: 
     setup, cause = CASES[name]
     inst = case.install(prepared.old, http=False)
     playbook, extra, group_vars = setup(case, inst, prepared)
-    watched = [i for i in case.installs]
+    watched = list(case.installs)
     before = {i.name: lib.manifest(i.project, strict=True) for i in watched}
     run = case.run(playbook, None, extra=extra, installs=[inst], **group_vars)
     verdict = lib.refused(case, inst, before[inst.name], run, cause)
