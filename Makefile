@@ -25,7 +25,7 @@ PY312 ?= $(or $(lastword $(sort $(wildcard $(or $(shell pyenv root 2>/dev/null),
 MATRIX_PY_$(MATRIX_OLDEST) := $(PY)
 MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
 
-.PHONY: help setup demo test test-suite lint sanity units unit integration molecule release-test matrix \
+.PHONY: help setup demo test test-suite lint sanity units unit integration faults molecule release-test matrix \
 	leftovers release bench clean
 
 help:
@@ -61,7 +61,7 @@ test: setup
 	@status=0; $(MAKE) --no-print-directory test-suite || status=$$?; \
 	$(PY) scripts/check-leftovers --kill || status=1; exit $$status
 
-test-suite: lint sanity units integration molecule release-test matrix
+test-suite: lint sanity units integration faults molecule release-test matrix
 
 lint: setup
 	$(BIN)/ansible-lint --offline
@@ -76,6 +76,11 @@ units: setup
 
 integration: setup
 	$(BIN)/pytest -q -n 2 --dist loadscope tests/integration
+
+# fault matrix (tests/faults, README "Fault-matrix suite"); FAULTS_ARGS= to count the known-failing cases too
+FAULTS_ARGS ?= --faults-allow-known
+faults: setup
+	$(BIN)/pytest -q -n 2 tests/faults $(FAULTS_ARGS)
 
 molecule: setup
 	scripts/molecule-all
