@@ -16,7 +16,7 @@ DOCUMENTATION = r"""
 name: praxis_timing
 type: aggregate
 short_description: Seconds per task for bench/run
-description: Appends one JSON line per finished task (role, task, host, seconds) to $PRAXIS_TIMING_FILE.
+description: Appends one JSON line per finished task (role, task, host, action, status, wall_start, seconds) to $PRAXIS_TIMING_FILE.
 requirements:
   - PRAXIS_TIMING_FILE set in the environment
 """
@@ -34,7 +34,7 @@ class CallbackModule(CallbackBase):
         self._path = os.environ.get("PRAXIS_TIMING_FILE")
 
     def v2_runner_on_start(self, host, task):
-        self._started[(host.get_name(), task._uuid)] = time.monotonic()
+        self._started[(host.get_name(), task._uuid)] = (time.monotonic(), time.time())
 
     def _record(self, result, status):
         key = (result._host.get_name(), result._task._uuid)
@@ -44,8 +44,8 @@ class CallbackModule(CallbackBase):
         role = result._task._role.get_name() if result._task._role else ""
         with open(self._path, "a") as handle:
             handle.write(json.dumps({"host": key[0], "role": role, "task": result._task.get_name(),
-                                     "action": result._task.action, "status": status,
-                                     "seconds": round(time.monotonic() - began, 3)}) + "\n")
+                                     "action": result._task.action, "status": status, "wall_start": round(began[1], 3),
+                                     "seconds": round(time.monotonic() - began[0], 3)}) + "\n")
 
     def v2_runner_on_ok(self, result):
         self._record(result, "ok")
