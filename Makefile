@@ -17,7 +17,7 @@ export PRAXIS_WHEELHOUSE := $(CURDIR)/$(WHEELHOUSE)
 help:
 	@echo "make demo    upgrade a local demo fleet (3 installs) v1 -> v2 and print the report"
 	@echo "make test    run the whole test suite"
-	@echo "make bench   time upgrade / no-op / check / rollback against the bare shell procedure"
+	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
 
 setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp
 
@@ -61,7 +61,7 @@ molecule: setup
 	scripts/molecule-all
 
 bench: setup
-	bench/run
+	bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf .build .cache tests/output bench/results

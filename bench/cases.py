@@ -81,6 +81,9 @@ def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     backup = runs.task_seconds(tasks, "praxis_backup")
     if backup is not None:
         seconds["praxis_backup task (venv snapshot)"] = backup
+    inner = [t["module_duration_s"] for t in tasks if t["action"].endswith("praxis_backup") and "module_duration_s" in t]
+    if inner:
+        seconds["praxis_backup module duration_s (pip freeze + trees + venv links + verify)"] = sum(inner)
     return dict(seconds=seconds, venv={"files": venv_files, "bytes": venv_bytes}, restart=restart,
                 **_phases_and_tasks(tasks), rollback_phases=runs.phase_costs(rollback_tasks, "h00"),
                 downtime={"upgrade": upgrade_probe.summary(), "shell": shell_probe.summary()},

@@ -44,9 +44,12 @@ def fleet_panel(top: float, curve: Sequence[tuple[int, float]]) -> list[str]:
     parts += _axes(top, xmax, ymax, "hosts", "s")
     point = _scale(top, xmax, ymax)
     one = dict(curve).get(1)
-    if one:  # the ideal of perfect parallelism (flat) and of none (linear) for reference
-        parts.append('<polyline fill="none" stroke="#bbb" stroke-dasharray="4,3" points="%s"/>'
-                     % " ".join("%.1f,%.1f" % point(h, min(one * h, ymax)) for h in (1, xmax / 1.1)))
+    if one:  # references: no parallelism (hosts × one host, dashed) and perfect parallelism (flat, dotted)
+        end = min(xmax / 1.1, ymax / one)
+        parts.append('<polyline fill="none" stroke="#bbb" stroke-dasharray="6,4" points="%s"/>'
+                     % " ".join("%.1f,%.1f" % point(h, one * h) for h in (1, end)))
+        parts.append('<polyline fill="none" stroke="#bbb" stroke-dasharray="2,3" points="%s"/>'
+                     % " ".join("%.1f,%.1f" % point(h, one) for h in (1, xmax / 1.1)))
     parts.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
                  % (COLORS[0], " ".join("%.1f,%.1f" % point(h, s) for h, s in curve)))
     for hosts, seconds in curve:
