@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import cases, report, svg
@@ -22,6 +23,8 @@ from tests.harness import REPO
 
 RESULTS = REPO / "bench" / "results"
 CASES = ("fixture", "scale", "user", "fleet", "floor")
+TITLES = {"fixture": "Fixture case", "scale": "Scale case", "user": "User-content case", "fleet": "Fleet curve",
+          "floor": "Ansible per-task floor"}
 FULL = {"pad_files": 40000, "pad_mb": 2048, "user_files": 100000, "user_mb": 5120, "fleet": "1,4,8,16",
         "repeats": 2, "floor_tasks": 20}
 QUICK = {"pad_files": 4000, "pad_mb": 200, "user_files": 10000, "user_mb": 500, "fleet": "1,2,4",
@@ -36,6 +39,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument("--" + knob.replace("_", "-"), default=None,
                             help="default %s (quick %s)" % (FULL[knob], QUICK[knob]))
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only re-render goals, markdown and SVG of a saved (or .partial) result")
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for knob, value in defaults.items():
@@ -131,21 +136,24 @@ def floor_note(result: dict[str, Any]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        result = json.loads(args.render.read_text())
+        print("bench: results in %s.{md,json,svg}" % write(result))
+        return 0
     cache = cases.runs.WORK / "data"
     result: dict[str, Any] = {"stamp": time.strftime("%Y%m%dT%H%M%S"), "mode": "quick" if args.quick else "full",
                               "cores": os.cpu_count() or 0, "load": "%.2f" % os.getloadavg()[0],
                               "knobs": {k: getattr(args, k) for k in FULL}, "cases": {}}
     mib = 1 << 20
     steps = {
-        "fixture": ("Fixture case", lambda: cases.fixture_case()),
-        "scale": ("Scale case", lambda: cases.scale_case(cache, args.pad_files, args.pad_mb * mib)),
-        "user": ("User-content case", lambda: cases.user_content_case(cache, args.user_files, args.user_mb * mib,
+        "fixture": (TITLES["fixture"], lambda: cases.fixture_case()),
+        "scale": (TITLES["scale"], lambda: cases.scale_case(cache, args.pad_files, args.pad_mb * mib)),
+        "user": (TITLES["user"], lambda: cases.user_content_case(cache, args.user_files, args.user_mb * mib,
                                                                       args.repeats)),
-        "fleet": ("Fleet curve", lambda: cases.fleet_case(args.fleet_sizes)),
-        "floor": ("Ansible per-task floor", lambda: cases.floor_case(
+        "fleet": (TITLES["fleet"], lambda: cases.fleet_case(args.fleet_sizes)),
+        "floor": (TITLES["floor"], lambda: cases.floor_case(
             args.floor_tasks, sorted({1, min(8, max(args.fleet_sizes))}))),
     }
-    titles = {}
     for key in CASES:
         if key not in args.case_list:
             continue
@@ -153,8 +161,18 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         print("bench: %s ..." % title, flush=True)
         result["cases"][key] = run()
-        titles[key] = title
         print("bench: %s done in %.0f s" % (title, time.monotonic() - started), flush=True)
+        RESULTS.mkdir(parents=True, exist_ok=True)  # keep what is measured so far (a long run may be cut short)
+        (RESULTS / ("bench-%s.partial.json" % result["stamp"])).write_text(json.dumps(result, indent=2) + "\n")
+    base = write(result)
+    (RESULTS / ("bench-%s.partial.json" % result["stamp"])).unlink(missing_ok=True)
+    failed = [g for g in result["goals"] if g["verdict"] == "FAIL"]
+    print("bench: results in %s.{md,json,svg}" % base)
+    return 1 if args.strict and failed else 0
+
+
+def write(result: dict[str, Any]) -> Path:
+    """Goals, markdown and SVG of a result (also of a re-rendered partial one); returns the base path."""
     result["goals"] = [g.as_dict() for g in goals(result)]
     note = floor_note(result)
     if note:
@@ -162,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     base = RESULTS / ("bench-%s" % result["stamp"])
     base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    named = dict(result, cases={titles[k]: v for k, v in result["cases"].items()})
+    named = dict(result, cases={TITLES[k]: v for k, v in result["cases"].items()})
     text = report.markdown(named)
     print(text)
     base.with_suffix(".md").write_text(text)
@@ -173,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             marks["%s %s" % (key, label)] = result["cases"][key].get("marks", {}).get(label, [])
     curve = [(int(h), s) for h, s in (result["cases"].get("fleet") or {}).get("curve", [])]
     base.with_suffix(".svg").write_text(svg.chart(curve, timelines, marks))
-    print("bench: results in %s.{md,json,svg}" % base)
-    failed = [g for g in result["goals"] if g["verdict"] == "FAIL"]
-    return 1 if args.strict and failed else 0
+    return base
 
 
 if __name__ == "__main__":
