@@ -85,8 +85,8 @@ def goals(result: dict[str, Any]) -> list[Goal]:
     curve = dict((int(h), s) for h, s in fleet["curve"]) if fleet else {}
     if curve.get(1) and curve.get(8):
         out.append(Goal("Fleet: 8 local installations / 1 (forks 8)", curve[8] / curve[1], 2.5,
-                        detail="%.1f s / %.1f s; marginal %.2f s/host" % (curve[8], curve[1],
-                                                                         fleet["marginal_per_host"] or 0)))
+                        detail="%.1f s / %.1f s; marginal %.2f s/host"
+                        % (curve[8], curve[1], fleet["marginal_per_host"] or 0)))
     elif curve.get(1) and fleet.get("marginal_per_host") and len(curve) > 1:
         projected = curve[1] + 7 * fleet["marginal_per_host"]
         out.append(Goal("Fleet: 8 local installations / 1 (PROJECTED from %s hosts)" % "/".join(map(str, curve)),
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = {
         "fixture": (TITLES["fixture"], lambda: cases.fixture_case()),
         "scale": (TITLES["scale"], lambda: cases.scale_case(cache, args.pad_files, args.pad_mb * mib)),
-        "user": (TITLES["user"], lambda: cases.user_content_case(cache, args.user_files, args.user_mb * mib,
-                                                                      args.repeats)),
+        "user": (TITLES["user"], lambda: cases.user_content_case(
+            cache, args.user_files, args.user_mb * mib, args.repeats)),
         "fleet": (TITLES["fleet"], lambda: cases.fleet_case(args.fleet_sizes)),
         "floor": (TITLES["floor"], lambda: cases.floor_case(
             args.floor_tasks, sorted({1, min(8, max(args.fleet_sizes))}))),

@@ -99,8 +99,8 @@ def venv_padding(cache: Path, files: int, total: int) -> Path:
             (info / "WHEEL").write_text("Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
             (info / "INSTALLER").write_text("pip\n")
             (info / "top_level.txt").write_text(name + "\n")
-            record += ["%s-1.0.dist-info/%s,," % (name, f) for f in ("METADATA", "WHEEL", "INSTALLER", "top_level.txt",
-                                                                   "RECORD")]
+            meta = ("METADATA", "WHEEL", "INSTALLER", "top_level.txt", "RECORD")
+            record += ["%s-1.0.dist-info/%s,," % (name, f) for f in meta]
             (info / "RECORD").write_text("\n".join(record) + "\n")
     return _cached(cache, "venv-pad-%d-%dM" % (files, total // MiB), build)
 

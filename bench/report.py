@@ -68,16 +68,16 @@ def seconds_table(title: str, rows: dict[str, float]) -> list[str]:
 def phase_table(costs: dict[str, list]) -> list[str]:
     lines = ["| phase | module tasks | seconds |", "|---|---|---|"]
     lines += ["| %s | %d | %.1f |" % (phase, count, sec) for phase, (count, sec) in costs.items()]
-    lines.append("| **total** | **%d** | %.1f |" % (sum(c[0] for c in costs.values()),
-                                                     sum(c[1] for c in costs.values())))
+    total = (sum(c[0] for c in costs.values()), sum(c[1] for c in costs.values()))
+    lines.append("| **total** | **%d** | %.1f |" % total)
     return lines
 
 
 def task_table(tasks: list[dict[str, Any]], top: int = 12) -> list[str]:
     lines = ["| task (slowest first) | phase | seconds |", "|---|---|---|"]
     for task in sorted(tasks, key=lambda t: -t["seconds"])[:top]:
-        lines.append("| %s | %s | %.2f |" % (task["task"], task["role"].rsplit(".", 1)[-1] or "playbook",
-                                            task["seconds"]))
+        phase = task["role"].rsplit(".", 1)[-1] or "playbook"
+        lines.append("| %s | %s | %.2f |" % (task["task"], phase, task["seconds"]))
     return lines
 
 

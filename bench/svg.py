@@ -12,18 +12,20 @@ def _text(x: float, y: float, text: str, size: int = 12, anchor: str = "start") 
     return '<text x="%.1f" y="%.1f" font-size="%d" text-anchor="%s">%s</text>' % (x, y, size, anchor, escape(text))
 
 
-def _axes(top: float, xmax: float, ymax: float, xlabel: str, ylabel: str, ticks: int = 4) -> list[str]:
+def _axes(top: float, xmax: float, ymax: float, xlabel: str, ylabel: str, ticks: int = 4,
+          xticks: Sequence[float] = ()) -> list[str]:
     left, right, bottom = MARGIN, WIDTH - 20, top + PANEL_H - 40
     parts = ['<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="black"/>' % (left, bottom, right, bottom),
              '<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="black"/>' % (left, top + 20, left, bottom),
              _text((left + right) / 2, bottom + 32, xlabel, anchor="middle"),
              _text(8, top + 14, ylabel)]
     for i in range(ticks + 1):
-        xv, yv = xmax * i / ticks, ymax * i / ticks
-        x = left + (right - left) * i / ticks
+        yv = ymax * i / ticks
         y = bottom - (bottom - top - 20) * i / ticks
-        parts.append(_text(x, bottom + 15, "%g" % round(xv, 1), 10, "middle"))
         parts.append(_text(left - 4, y + 4, "%g" % round(yv, 1), 10, "end"))
+    for xv in xticks or [xmax * i / ticks for i in range(ticks + 1)]:
+        x = left + (right - left) * xv / (xmax or 1)
+        parts.append(_text(x, bottom + 15, "%g" % round(xv, 1), 10, "middle"))
     return parts
 
 
@@ -41,7 +43,8 @@ def fleet_panel(top: float, curve: Sequence[tuple[int, float]]) -> list[str]:
         return parts + [_text(WIDTH / 2, top + PANEL_H / 2, "(not measured)", 12, "middle")]
     xmax = max(h for h, _ in curve) * 1.1
     ymax = max(s for _, s in curve) * 1.15
-    parts += _axes(top, xmax, ymax, "hosts", "s")
+    parts += _axes(top, xmax, ymax, "hosts (dashed: hosts × 1 host; dotted: 1 host)", "s",
+                   xticks=[h for h, _ in curve])
     point = _scale(top, xmax, ymax)
     one = dict(curve).get(1)
     if one:  # references: no parallelism (hosts × one host, dashed) and perfect parallelism (flat, dotted)
