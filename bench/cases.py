@@ -78,10 +78,11 @@ def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     finally:
         fleet.stop()
         shell_fleet.stop()
-    backup = runs.task_seconds(tasks, "praxis_backup")
-    if backup is not None:
-        seconds["praxis_backup task (venv snapshot)"] = backup
-    inner = [t["module_duration_s"] for t in tasks if t["action"].endswith("praxis_backup") and "module_duration_s" in t]
+    taken = [t for t in tasks if t["action"].endswith("praxis_backup") and t["role"].endswith(".backup")
+             and t["status"] == "ok"]  # the backup phase's task, not the cleanup's prune (same module)
+    if taken:
+        seconds["praxis_backup task (venv snapshot)"] = sum(t["seconds"] for t in taken)
+    inner = [t["module_duration_s"] for t in taken if "module_duration_s" in t]
     if inner:
         seconds["praxis_backup module duration_s (pip freeze + trees + venv links + verify)"] = sum(inner)
     return dict(seconds=seconds, venv={"files": venv_files, "bytes": venv_bytes}, restart=restart,

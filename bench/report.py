@@ -87,6 +87,8 @@ def markdown(result: dict[str, Any]) -> str:
            "%s mode, %d cores, load average at start %s. Ratios are within this one run; "
            "absolute seconds vary 2-3× with machine load." % (result["mode"], result["cores"], result["load"]), "",
            "## Goals (issue 10)", ""]
+    if result.get("corrections"):
+        out[-2:-2] = ["Corrections: " + "; ".join(result["corrections"]), ""]
     out += goals_table(Goal(**{k: g[k] for k in ("value", "limit", "unit", "detail")}, name=g["goal"])
                        for g in result["goals"])
     for name, case in result["cases"].items():
@@ -97,6 +99,8 @@ def markdown(result: dict[str, Any]) -> str:
             out += seconds_table("run", case["seconds"]) + [""]
         if case.get("phases"):
             out += phase_table(case["phases"]) + [""]
+        for label, costs in (case.get("phases_by_run") or {}).items():
+            out += ["%s:" % label, ""] + phase_table(costs) + [""]
         if case.get("tasks"):
             out += task_table(case["tasks"]) + [""]
         if case.get("downtime"):

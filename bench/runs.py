@@ -115,11 +115,6 @@ def phase_costs(tasks: list[dict[str, Any]], host: str | None = None) -> dict[st
     return costs
 
 
-def task_seconds(tasks: list[dict[str, Any]], action: str) -> float | None:
-    found = [t["seconds"] for t in tasks if t["action"].endswith(action) and t["status"] != "skipped"]
-    return sum(found) if found else None
-
-
 def shell_procedure(fleet: Fleet) -> float:
     """Seconds of the bare shell procedure on the fleet's first host, up to the new server's first answer."""
     host = fleet.hosts[0]
