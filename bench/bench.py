@@ -32,7 +32,7 @@ QUICK = {"pad_files": 4000, "pad_mb": 200, "user_files": 10000, "user_mb": 500, 
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, fleet 1/2/4 (a few minutes)")
     parser.add_argument("--cases", default=",".join(CASES), help="comma list of %s" % ", ".join(CASES))
     for knob in FULL:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                               "knobs": {k: getattr(args, k) for k in FULL}, "cases": {}}
     mib = 1 << 20
     steps = {
-        "fixture": (TITLES["fixture"], lambda: cases.fixture_case()),
+        "fixture": (TITLES["fixture"], cases.fixture_case),
         "scale": (TITLES["scale"], lambda: cases.scale_case(cache, args.pad_files, args.pad_mb * mib)),
         "user": (TITLES["user"], lambda: cases.user_content_case(
             cache, args.user_files, args.user_mb * mib, args.repeats)),

@@ -41,9 +41,9 @@ def slope(points: Iterable[tuple[float, float]]) -> float | None:
     pts = list(points)
     if len(pts) < 2:
         return None
-    mean_x = sum(x for x, _ in pts) / len(pts)
-    mean_y = sum(y for _, y in pts) / len(pts)
-    spread = sum((x - mean_x) ** 2 for x, _ in pts)
+    mean_x = sum(p[0] for p in pts) / len(pts)
+    mean_y = sum(p[1] for p in pts) / len(pts)
+    spread = sum((p[0] - mean_x) ** 2 for p in pts)
     if not spread:
         return None
     return sum((x - mean_x) * (y - mean_y) for x, y in pts) / spread

@@ -131,7 +131,7 @@ def bare_restart(project: Path, repeats: int = 3) -> dict[str, Any]:
     """Bare stop + start + first answer of the installation's server (median of `repeats`)."""
     home = Path(project) / ".praxis-os"
     runs = []
-    for _ in range(repeats):
+    for _attempt in range(repeats):
         probe.first_answer(home)
         started = time.monotonic()
         fx.stop_server(project)

@@ -41,10 +41,10 @@ def fleet_panel(top: float, curve: Sequence[tuple[int, float]]) -> list[str]:
     parts = [_text(WIDTH / 2, top + 12, "Fleet curve: seconds per run vs local installations", 13, "middle")]
     if not curve:
         return parts + [_text(WIDTH / 2, top + PANEL_H / 2, "(not measured)", 12, "middle")]
-    xmax = max(h for h, _ in curve) * 1.1
-    ymax = max(s for _, s in curve) * 1.15
+    xmax = max(p[0] for p in curve) * 1.1
+    ymax = max(p[1] for p in curve) * 1.15
     parts += _axes(top, xmax, ymax, "hosts (dashed: hosts × 1 host; dotted: 1 host)", "s",
-                   xticks=[h for h, _ in curve])
+                   xticks=[p[0] for p in curve])
     point = _scale(top, xmax, ymax)
     one = dict(curve).get(1)
     if one:  # references: no parallelism (hosts × one host, dashed) and perfect parallelism (flat, dotted)
@@ -70,7 +70,7 @@ def timeline_panel(top: float, timelines: dict[str, Sequence[Sequence[float]]],
     rows = [(label, samples) for label, samples in timelines.items() if samples]
     if not rows:
         return parts + [_text(WIDTH / 2, top + PANEL_H / 2, "(not measured)", 12, "middle")]
-    xmax = max(s[1] for _, samples in rows for s in samples) * 1.02
+    xmax = max(s[1] for row in rows for s in row[1]) * 1.02
     left, right = 150, WIDTH - 20
     row_h = min(40.0, (PANEL_H - 70) / len(rows))
     for i, (label, samples) in enumerate(rows):
