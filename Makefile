@@ -31,7 +31,7 @@ MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
 help:
 	@echo "make demo    upgrade a local demo fleet (3 installs) v1 -> v2 and print the report"
 	@echo "make test    run the whole test suite"
-	@echo "make bench   time upgrade / no-op / check / rollback against the bare shell procedure"
+	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
 
 setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp
 
@@ -118,7 +118,7 @@ release: setup
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist
 
 bench: setup
-	bench/run
+	bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf .build .cache tests/output bench/results

@@ -16,7 +16,7 @@ DOCUMENTATION = r"""
 name: praxis_timing
 type: aggregate
 short_description: Seconds per task for bench/run
-description: Appends one JSON line per finished task (role, task, host, seconds) to $PRAXIS_TIMING_FILE.
+description: Appends one JSON line per finished task (role, task, host, action, status, wall_start, seconds, the module's duration_s) to $PRAXIS_TIMING_FILE.
 requirements:
   - PRAXIS_TIMING_FILE set in the environment
 """
@@ -34,7 +34,7 @@ class CallbackModule(CallbackBase):
         self._path = os.environ.get("PRAXIS_TIMING_FILE")
 
     def v2_runner_on_start(self, host, task):
-        self._started[(host.get_name(), task._uuid)] = time.monotonic()
+        self._started[(host.get_name(), task._uuid)] = (time.monotonic(), time.time())
 
     def _record(self, result, status):
         key = (result._host.get_name(), result._task._uuid)
@@ -42,10 +42,13 @@ class CallbackModule(CallbackBase):
         if began is None or not self._path:
             return
         role = result._task._role.get_name() if result._task._role else ""
+        line = {"host": key[0], "role": role, "task": result._task.get_name(), "action": result._task.action,
+                "status": status, "wall_start": round(began[1], 3), "seconds": round(time.monotonic() - began[0], 3)}
+        inner = result._result.get("duration_s") if isinstance(result._result, dict) else None
+        if isinstance(inner, (int, float)):
+            line["module_duration_s"] = inner  # the module's own measure, without Ansible's round trip
         with open(self._path, "a") as handle:
-            handle.write(json.dumps({"host": key[0], "role": role, "task": result._task.get_name(),
-                                     "action": result._task.action, "status": status,
-                                     "seconds": round(time.monotonic() - began, 3)}) + "\n")
+            handle.write(json.dumps(line) + "\n")
 
     def v2_runner_on_ok(self, result):
         self._record(result, "ok")

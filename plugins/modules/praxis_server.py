@@ -220,7 +220,7 @@ log_file:
   returned: always
   type: str
 log_offset:
-  description: Size of the log before the action; new lines start at this byte.
+  description: Size of the log before the new server starts (after the old one stopped); its new lines start at this byte.
   returned: always
   type: int
 stopped_by:
@@ -350,7 +350,9 @@ def _stop_process(module, params, result):
         result["plan"].append("would stop pid %s (INT, then TERM, then KILL)" % pid)
         return
     stopped = procutil.stop(pid, params["stop_timeouts"])
-    result.update(stopped_by=stopped["stopped_by"], stop_duration_s=stopped["duration_s"])
+    # what the old server logged while stopping (a client's request cut short) is not the new one's health
+    result.update(stopped_by=stopped["stopped_by"], stop_duration_s=stopped["duration_s"],
+                  log_offset=procutil.log_size(result["log_file"]))
     result["plan"].append("stopped pid %s with SIG%s in %.1f s"
                           % (pid, stopped["stopped_by"] or "(gone)", stopped["duration_s"]))
 

@@ -57,6 +57,8 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 port = server.server_address[1]
 
 def on_int(signum, frame):
+    if behaviour == "error-on-int":  # like uvicorn cutting a client's in-flight request at shutdown
+        print("ERROR ASGI callable returned without completing response.", flush=True)
     try:
         if json.load(open(state_path)).get("pid") == os.getpid():
             os.unlink(state_path)

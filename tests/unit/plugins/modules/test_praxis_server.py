@@ -3,6 +3,7 @@ per mode - never touching another project's server with the same command line.""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -12,7 +13,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, st
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
 from ansible_collections.praxis.upgrade.plugins.module_utils.mcp_client import probe
 from ansible_collections.praxis.upgrade.plugins.modules import praxis_server
-from tests.unit.plugins.module_utils.test_procutil import kill_quietly, make_home, read_state, spawn_fake
+from tests.unit.plugins.module_utils.test_procutil import kill_quietly, make_home, read_state, spawn_fake, wait_state_pid
 
 
 @pytest.fixture()
@@ -127,6 +128,26 @@ def test_restart_process_mode_spares_the_other_project(run_module: Any, home: Pa
     running, failed = run_module(praxis_server, args(home, "start", mode="process"))
     assert not failed and not running["changed"] and running["pid_after"] == begun["pid_after"]
     assert theirs.poll() is None
+
+
+def test_restart_ignores_what_the_old_server_logs_while_stopping(run_module: Any, home: Path,
+                                                                 started: List[int]) -> None:
+    # a client's request in flight at the stop makes the old server log an ERROR line (uvicorn); that
+    # line is not the new server's health and must not fail the restart (found by bench's downtime probe)
+    log = Path(procutil.log_path_for(str(home)))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as handle:
+        old = subprocess.Popen([str(home / "venv" / "bin" / "python"), "-m", "mcp_server", "--transport", "http"],
+                               cwd=str(home.parent), env=dict(os.environ, PYTHONPATH=str(home),
+                                                              FAKE_BEHAVIOUR="error-on-int"),
+                               stdout=handle, stderr=handle)
+    started.append(old.pid)
+    wait_state_pid(home, old.pid)
+    result, failed = run_module(praxis_server, args(home, "restart"))
+    assert not failed, result.get("msg")
+    started.append(result["pid_after"])
+    assert old.wait(5) == 0 and "ERROR ASGI" in log.read_text()
+    assert result["log_offset"] == log.read_text().index("INFO fake server starting (normal)")
 
 
 def test_start_failure_reports_the_log(run_module: Any, home: Path) -> None:

@@ -1,0 +1,171 @@
+"""The benchmark cases; each returns a dict of raw numbers (seconds, phases, tasks, probes)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import padding, runs
+from bench.probe import Probe
+from bench.report import slope
+from tests.harness import BIN, ansible_env
+
+
+def _phases_and_tasks(tasks: list[dict[str, Any]], host: str = "h00") -> dict[str, Any]:
+    mine = [t for t in runs.module_tasks(tasks) if t["host"] in (host, "localhost")]
+    return {"phases": runs.phase_costs(tasks, host),
+            "tasks": [{k: t[k] for k in ("task", "role", "action", "seconds", "wall_start")} for t in mine]}
+
+
+def _marks(tasks: list[dict[str, Any]], wall0: float) -> list[tuple[float, float, str]]:
+    """Phase spans (seconds since the probe started) for the timeline chart."""
+    spans: dict[str, list[float]] = {}
+    for task in runs.module_tasks(tasks):
+        phase = task["role"].rsplit(".", 1)[-1] or "source"
+        start = task["wall_start"] - wall0
+        span = spans.setdefault(phase, [start, start + task["seconds"]])
+        span[0], span[1] = min(span[0], start), max(span[1], start + task["seconds"])
+    return [(round(a, 2), round(b, 2), name) for name, (a, b) in spans.items()]
+
+
+def fixture_case() -> dict[str, Any]:
+    """One fixture installation: upgrade, no-op, --check, rollback vs the bare shell procedure."""
+    seconds: dict[str, float] = {}
+    upgrade_fleet, check_fleet, shell_fleet = (runs.fresh_fleet("fixture-" + n) for n in ("upgrade", "check", "shell"))
+    try:
+        with Probe(shell_fleet.hosts[0].home) as shell_probe:
+            seconds["shell procedure (+ first answer)"] = runs.shell_procedure(shell_fleet)
+        with Probe(upgrade_fleet.hosts[0].home) as upgrade_probe:
+            seconds["upgrade"], tasks = runs.upgrade_timed(upgrade_fleet, "upgrade")
+        seconds["no-op re-run"] = runs.upgrade_timed(upgrade_fleet, "noop")[0]
+        seconds["--check --diff"] = runs.upgrade_timed(check_fleet, "check", "--check", "--diff")[0]
+        seconds["rollback.yml"] = runs.playbook_timed(upgrade_fleet, "rollback.yml", "rollback")[0]
+    finally:
+        for fleet in (upgrade_fleet, check_fleet, shell_fleet):
+            fleet.stop()
+    return dict(seconds=seconds, **_phases_and_tasks(tasks),
+                downtime={"upgrade": upgrade_probe.summary(), "shell": shell_probe.summary()},
+                marks={"upgrade": _marks(tasks, upgrade_probe.wall0)})
+
+
+def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
+    """A venv padded to real size: upgrade (probed), bare restart, cp -al vs backup, rollback, shell."""
+    pad = padding.venv_padding(cache, files, total)
+
+    def prepare(project: Path) -> None:
+        padding.link_into(pad, padding.site_packages(project / ".praxis-os" / "venv"))
+
+    seconds: dict[str, float] = {}
+    fleet = runs.fresh_fleet("scale", prepare=prepare)
+    shell_fleet = runs.fresh_fleet("scale-shell", prepare=prepare)
+    host = fleet.hosts[0]
+    venv_files, venv_bytes = padding.tree_size(host.home / "venv")
+    try:
+        copy = fleet.workdir / "cp-al-venv"
+        seconds["cp -al venv"] = runs.timed_cmd(["cp", "-al", str(host.home / "venv"), str(copy)])
+        shutil.rmtree(copy)
+        with Probe(host.home) as upgrade_probe:
+            seconds["upgrade"], tasks = runs.upgrade_timed(fleet, "upgrade")
+        restart = runs.bare_restart(host.project)
+        seconds["bare stop + start + first answer (median)"] = restart["median"]
+        seconds["rollback.yml"], rollback_tasks = runs.playbook_timed(fleet, "rollback.yml", "rollback")
+        with Probe(shell_fleet.hosts[0].home) as shell_probe:
+            seconds["shell procedure (+ first answer)"] = runs.shell_procedure(shell_fleet)
+    finally:
+        fleet.stop()
+        shell_fleet.stop()
+    taken = [t for t in tasks if t["action"].endswith("praxis_backup") and t["role"].endswith(".backup")
+             and t["status"] == "ok"]  # the backup phase's task, not the cleanup's prune (same module)
+    if taken:
+        seconds["praxis_backup task (venv snapshot)"] = sum(t["seconds"] for t in taken)
+    inner = [t["module_duration_s"] for t in taken if "module_duration_s" in t]
+    if inner:
+        seconds["praxis_backup module duration_s (pip freeze + trees + venv links + verify)"] = sum(inner)
+    return dict(seconds=seconds, venv={"files": venv_files, "bytes": venv_bytes}, restart=restart,
+                **_phases_and_tasks(tasks), rollback_phases=runs.phase_costs(rollback_tasks, "h00"),
+                downtime={"upgrade": upgrade_probe.summary(), "shell": shell_probe.summary()},
+                marks={"upgrade": _marks(tasks, upgrade_probe.wall0)},
+                note="venv padded to %d files / %.2f GB (hard links to real data cached under .cache/bench)"
+                     % (venv_files, venv_bytes / 1e9))
+
+
+def user_content_case(cache: Path, files: int, total: int, repeats: int) -> dict[str, Any]:
+    """The same upgrade with and without `files` user files (specs/ + a user workflow) in the installation."""
+    tree = padding.user_content(cache, files, total)
+
+    def prepare(project: Path) -> None:
+        padding.link_into(tree, project / ".praxis-os")
+
+    plain: list[float] = []
+    big: list[float] = []
+    phases: dict[str, Any] = {}
+    for i in range(repeats):
+        for label, prep, out in (("plain", None, plain), ("big", prepare, big)):
+            fleet = runs.fresh_fleet("user-content-" + label, prepare=prep)
+            try:
+                seconds, tasks = runs.upgrade_timed(fleet, label)
+            finally:
+                fleet.stop()
+            out.append(seconds)
+            phases[label] = runs.phase_costs(tasks, "h00")
+    files_made, bytes_made = padding.tree_size(tree)
+    return {"seconds": {"upgrade without user content (best)": min(plain),
+                        "upgrade with user content (best)": min(big)},
+            "runs": {"plain": plain, "big": big}, "phases_by_run": phases,
+            "user_content": {"files": files_made, "bytes": bytes_made},
+            "note": "%d user files / %.2f GB under .praxis-os/specs/ and workflows/bench_user_workflow/; "
+                    "best of %d run(s) each" % (files_made, bytes_made / 1e9, repeats)}
+
+
+def fleet_case(sizes: list[int]) -> dict[str, Any]:
+    """Local installations, forks = hosts, praxis_serial 100%: seconds per run."""
+    curve: list[list[float]] = []
+    phases: dict[str, Any] = {}
+    for hosts in sizes:
+        fleet = runs.fresh_fleet("fleet-%d" % hosts, hosts=hosts)
+        try:
+            seconds, tasks = runs.upgrade_timed(fleet, "fleet", "--forks", str(max(1, hosts)),
+                                                praxis_serial=["100%"])
+        finally:
+            fleet.stop()
+        curve.append([hosts, round(seconds, 3)])
+        phases[str(hosts)] = runs.phase_costs(tasks, "h00")
+    marginal = slope((h, s) for h, s in curve)
+    return {"curve": curve, "marginal_per_host": marginal, "phases_of_h00": phases,
+            "seconds": {"%d host(s)" % h: s for h, s in curve}}
+
+
+def _ping_playbook(path: Path, tasks: int) -> Path:
+    lines = ["- hosts: all", "  gather_facts: false", "  tasks:"]
+    lines += ["    - ansible.builtin.ping:"] * tasks
+    if not tasks:
+        lines[-1] = "  tasks: []"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def floor_case(tasks: int, hosts_list: list[int]) -> dict[str, Any]:
+    """Ansible's own cost of one module task (ansible.builtin.ping, local connection), per host and fork."""
+    work = runs.WORK / "runs" / "floor"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    result: dict[str, Any] = {"ping_tasks": tasks, "per_task": {}, "seconds": {}}
+    for hosts in hosts_list:
+        inventory = work / ("inventory-%d.json" % hosts)
+        inventory.write_text(json.dumps({"all": {"hosts": {"p%02d" % i: {} for i in range(hosts)}, "vars": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+        measured = {}
+        for count in (0, tasks):
+            book = _ping_playbook(work / ("ping-%d.yml" % count), count)
+            started = time.monotonic()
+            runs.check(subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--forks", str(hosts),
+                                       str(book)], cwd=work, env=ansible_env(), text=True, capture_output=True,
+                                      check=False), "the ping floor playbook")
+            measured[count] = time.monotonic() - started
+            result["seconds"]["%d host(s), %d ping task(s)" % (hosts, count)] = round(measured[count], 3)
+        result["per_task"][str(hosts)] = round((measured[tasks] - measured[0]) / tasks, 4)
+    return result

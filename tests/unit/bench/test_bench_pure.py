@@ -1,0 +1,109 @@
+"""The pure parts of bench/: downtime windows, goal verdicts and rendering, the fleet slope, the SVG."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from bench import padding, report, svg
+from bench.bench import goals, parse
+from bench.probe import Sample, windows
+
+
+def samples(pattern: str, step: float = 0.1, cost: float = 0.02) -> list[Sample]:
+    """'+' answered, '-' unanswered, one sample every `step` seconds taking `cost` seconds."""
+    return [Sample(round(i * step, 3), round(i * step + cost, 3), ch == "+") for i, ch in enumerate(pattern)]
+
+
+def test_windows_from_probe_samples() -> None:
+    found = windows(samples("+++---++--+"))
+    assert [(w.start, w.end, w.samples) for w in found] == [(0.3, 0.62, 3), (0.8, 1.02, 2)]
+    assert round(sum(w.seconds for w in found), 3) == 0.54
+
+
+def test_no_window_when_every_sample_answered_and_open_window_ends_at_until() -> None:
+    assert windows(samples("+++++")) == []
+    assert windows([]) == []
+    # never answered again: the window lasts until the probe stopped; down from the very first sample too
+    (only,) = windows(samples("--"), until=5.0)
+    assert (only.start, only.end, only.samples) == (0.0, 5.0, 2)
+    (tail,) = windows(samples("++-"))
+    assert (tail.start, tail.end) == (0.2, 0.22)
+
+
+def test_windows_sort_samples_by_start() -> None:
+    shuffled = list(reversed(samples("+-+")))
+    assert [(w.start, w.end) for w in windows(shuffled)] == [(0.1, 0.22)]
+
+
+def test_goal_verdicts_and_table() -> None:
+    ok = report.Goal("fast", 1.2, 1.3, detail="12 s / 10 s")
+    bad = report.Goal("downtime", 1.5, 1.0, "+s")
+    missing = report.Goal("ssh", None, 1.8)
+    assert (ok.verdict, bad.verdict, missing.verdict) == ("pass", "FAIL", "not measured")
+    assert report.Goal("edge", 1.3, 1.3).verdict == "pass"
+    lines = report.goals_table([ok, bad, missing])
+    assert lines[2] == "| fast | 1.20× | ≤ 1.30× | pass | 12 s / 10 s |"
+    assert lines[3] == "| downtime | +1.5 s | ≤ +1.0 s | **FAIL** |  |"
+    assert lines[4] == "| ssh | - | ≤ 1.80× | not measured |  |"
+
+
+def test_ratio_and_slope() -> None:
+    assert report.ratio(3.0, 2.0) == 1.5
+    assert report.ratio(None, 2.0) is None and report.ratio(1.0, 0.0) is None
+    assert report.slope([(1, 9.0), (4, 18.0), (8, 30.0), (16, 54.0)]) == 3.0
+    assert report.slope([(1, 9.0)]) is None and report.slope([(2, 1.0), (2, 3.0)]) is None
+
+
+def test_goals_from_a_result() -> None:
+    scale = {"seconds": {"upgrade": 30.0, "shell procedure (+ first answer)": 25.0, "rollback.yml": 6.0,
+                         "bare stop + start + first answer (median)": 2.0, "cp -al venv": 1.0,
+                         "praxis_backup task (venv snapshot)": 1.2},
+             "venv": {"files": 40000, "bytes": 2 << 30},
+             "downtime": {"upgrade": {"downtime": 2.5, "windows": [{}]}, "shell": {"downtime": 20.0}}}
+    fleet = {"curve": [[1, 10.0], [2, 13.0], [4, 19.0]], "marginal_per_host": 3.0}
+    user = {"seconds": {"upgrade without user content (best)": 10.0, "upgrade with user content (best)": 13.0},
+            "user_content": {"files": 100000, "bytes": 5 << 30}}
+    by_name = {g.name.split(" (")[0]: g for g in goals({"cases": {"scale": scale, "fleet": fleet, "user": user}})}
+    assert by_name["Downtime during an upgrade"].value == 0.5
+    assert by_name["Upgrade at real scale / bare shell procedure"].value == 1.2
+    assert by_name["Rollback / upgrade at real scale"].value == 0.2
+    assert round(by_name["Venv snapshot"].value, 2) == 1.2
+    projected = by_name["Fleet: 8 local installations / 1"]
+    assert "PROJECTED" in projected.name and projected.value == (10.0 + 7 * 3.0) / 10.0
+    assert by_name["User content"].value == 3.0 and by_name["User content"].verdict == "FAIL"
+    assert by_name["Fleet: 4 SSH hosts / 1 at forks 4"].verdict == "not measured"
+
+
+def test_markdown_renders_every_case() -> None:
+    result = {"stamp": "S", "mode": "quick", "cores": 2, "load": "1.00",
+              "goals": [report.Goal("g", 1.0, 2.0).as_dict()],
+              "cases": {"Fleet": {"seconds": {"1 host(s)": 9.0}, "note": "n"},
+                        "Fixture": {"phases": {"server": [1, 3.0]},
+                                    "tasks": [{"task": "t", "role": "praxis.upgrade.server", "seconds": 3.0}],
+                                    "downtime": {"upgrade": {"downtime": 1.0, "samples": 10, "answered": 9,
+                                                             "windows": [{"start": 1.0, "end": 2.0}]}}}}}
+    text = report.markdown(result)
+    assert "| g | 1.00× | ≤ 2.00× | pass |  |" in text
+    assert "| 1 host(s) | 9.00 |" in text and "| server | 1 | 3.0 |" in text and "| t | server | 3.00 |" in text
+    assert "- downtime upgrade: 1.00 s in 1 window(s) 1.0-2.0 s (10 samples, 9 answered)" in text
+
+
+def test_svg_is_well_formed_and_draws_both_panels() -> None:
+    text = svg.chart([(1, 9.0), (4, 18.0), (8, 33.6)], {"scale upgrade": [[0.0, 0.05, 1], [0.1, 0.15, 0]]},
+                     {"scale upgrade": [(0.0, 0.1, "server")]})
+    root = ET.fromstring(text.split("\n", 1)[1])
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == ns + "svg"
+    assert len(root.findall(ns + "circle")) == 3
+    fills = [r.get("fill") for r in root.findall(ns + "rect")]
+    assert "#2ca02c" in fills and "#d62728" in fills
+    empty = ET.fromstring(svg.chart([], {}).split("\n", 1)[1])
+    assert sum("(not measured)" in (t.text or "") for t in empty.iter(ns + "text")) == 2
+
+
+def test_split_sizes_and_quick_knobs() -> None:
+    large, large_bytes, small_bytes = padding.split_sizes(40000, 2 << 30)
+    assert large == 20 and large * large_bytes + (40000 - large) * small_bytes <= 2 << 30
+    assert large * large_bytes >= (1 << 30) - large
+    args = parse(["--quick", "--pad-files", "100", "--fleet", "1,3"])
+    assert args.pad_files == 100 and args.fleet_sizes == [1, 3] and args.user_files == 10000
+    assert parse([]).user_mb == 5120 and parse([]).fleet_sizes == [1, 4, 8, 16]
