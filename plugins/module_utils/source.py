@@ -49,6 +49,10 @@ INSTALL_MAP = (
 )
 
 SOURCE_DIRS = tuple(src for src, _dst in INSTALL_MAP)
+# Installer docs the upgrade reads: the IDE config (.cursor/mcp.json entry, .cursorrules) the new version writes.
+INSTALLATION_DIR = "installation"
+CURSORRULES_SOURCE = INSTALLATION_DIR + "/.cursorrules"
+CLEAN_PATHS = SOURCE_DIRS + (INSTALLATION_DIR,)
 SOURCE_JSON = "praxis-source.json"
 _GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 _REGULAR_MODES = ("100644", "100755")
@@ -115,13 +119,15 @@ def _check_work_tree(path: str) -> None:
         _git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except GitError as exc:
         raise ValueError("source %s has no commit yet; commit the source and re-run" % path) from exc
-    status = _git(path, "status", "--porcelain", "--untracked-files=all", "-z")
+    # Clean is judged on what is installed (and what the upgrade reads: installation/ docs); upstream
+    # commits runtime files (e.g. .praxis-os/.cache/mcp_server.log) that a running server touches.
+    status = _git(path, "status", "--porcelain", "--untracked-files=all", "-z", "--", *CLEAN_PATHS)
     entries = [entry for entry in status.decode("utf-8", "replace").split("\0") if entry.strip()]
     if entries:
         shown = ", ".join(entry[3:] if len(entry) > 3 else entry for entry in entries[:5])
         more = " and %d more" % (len(entries) - 5) if len(entries) > 5 else ""
-        raise ValueError("source %s has uncommitted or untracked changes (%s%s); commit or stash them "
-                         "(git -C %s stash -u) and re-run" % (path, shown, more, path))
+        raise ValueError("source %s has uncommitted or untracked changes in what is installed (%s%s); commit "
+                         "or stash them (git -C %s stash -u) and re-run" % (path, shown, more, path))
 
 
 def _check_layout(path: str) -> None:
