@@ -444,7 +444,11 @@ def main():
         gitignore_added = content.append_gitignore(project, p["gitignore_entries"], check=True)
         planned = content.apply(plan, home, None, policy, check=True, trees=trees)
         if not module.check_mode:
-            staging, extracted = stage(module, home, upstream_all)
+            if module.params["archive"] or content.pending_writes(plan, home, policy):
+                staging, extracted = stage(module, home, upstream_all)
+            else:  # nothing to copy and no archive: only the plan (deletes, .gitignore, IDE config)
+                staging = module.params["staging_dir"] or os.path.join(home, ".cache", "upgrade", p["commit"] or "local")
+                os.makedirs(staging, exist_ok=True)
             document = content.stage_plan(plan, home, project, staging, policy, ide_plan, p["gitignore_entries"],
                                           extra={"commit": p["commit"], "base": base_from})
     except content.ConflictError as exc:
