@@ -482,6 +482,7 @@ def main():
     recorded = record_for(module, evidence)
     if recorded:
         result["session"] = recorded
+        fault_point("content.planned")  # test seam: the phase is recorded, nothing live has changed
     module.exit_json(**result)
 
 

@@ -1,13 +1,18 @@
 """The requirement set of a requirements file: pip runs only when the set changes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from ansible_collections.praxis.upgrade.plugins.module_utils import serverops
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import (
     canonical_name,
     requirement_set,
     requirements_key,
 )
+
+from tests.unit.plugins.module_utils.test_serverops import OFFLINE, requirements, venv_home  # noqa: F401
 
 BASE = "mcp==2.3.0\nhumanize==4.17.0\nlancedb>=0.25,<0.26\n"
 
@@ -40,3 +45,19 @@ def test_names_are_pep503_normalised_and_markers_kept() -> None:
         'foo-bar[a,b]>=1.0; sys_platform == "linux"']
     assert requirement_set("torch @ https://example.invalid/torch.whl\n") == [
         "torch @ https://example.invalid/torch.whl"]
+
+
+def test_a_comment_only_change_does_not_run_pip(venv_home: Path) -> None:  # noqa: F811 (imported fixture)
+    before = "humanize==4.17.0\n"
+    sha = requirements(venv_home, before)
+    serverops.ensure_dependencies(str(venv_home), sha, OFFLINE)  # installs it
+    after_sha = requirements(venv_home, "# pinned for 2.0\n\nHumanize == 4.17.0   # formatting\n")
+    assert after_sha != sha
+    by_bytes = serverops.ensure_dependencies(str(venv_home), sha, OFFLINE, check=True)
+    assert by_bytes["would_run_pip"]  # what the file hash alone said (issue 7 item 8)
+    result = serverops.ensure_dependencies(str(venv_home), sha, OFFLINE, previous_requirements_key=requirements_key(before))
+    assert not result["pip_ran"] and not result["changed"] and "requirement set unchanged" in result["reason"]
+    requirements(venv_home, "humanize==4.17.0\nmcp==2.3.0\n")
+    changed = serverops.ensure_dependencies(str(venv_home), sha, OFFLINE, check=True,
+                                            previous_requirements_key=requirements_key(before))
+    assert changed["would_run_pip"]
