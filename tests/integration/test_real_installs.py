@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
 
@@ -29,7 +30,7 @@ def run(make_fleet: Any) -> Iterator[SimpleNamespace]:
     edited = fleet.add("edited", "v1", mode="docs")
     (edited.project / ".cursorrules").write_text(MY_RULES)
     edited_mcp = mcp(edited)
-    edited_mcp["mcpServers"][fx.MCP_SERVER_KEY["v1"]]["autoApprove"].append("pos_workflow")
+    edited_mcp["mcpServers"][fx.MCP_SERVER_KEY["v1"]]["autoApprove"].append("pos_browser")
     (edited.project / ".cursor" / "mcp.json").write_text(json.dumps(edited_mcp, indent=4))
     v1 = fx.head_commit(fleet.source("v1"))
     source = fleet.source("v2")
@@ -153,7 +154,7 @@ def test_content_phase_only_stages_the_plan_is_applied_in_the_server_phase(make_
     state = facts(host)
     assert state["completed_phases"] == ["preflight", "backup", "content"]
     evidence = state["phases"]["content"]["evidence"]
-    plan = read_json(evidence["plan_path"])
+    plan = read_json(Path(evidence["plan_path"]))
     assert plan["writes"] and evidence["plan_sha256"]
     # the old server, still running, sees the v1 files and the old IDE config: nothing live was written
     assert fx.pid_alive(pid) and framework_view(host) == live_before
