@@ -27,7 +27,7 @@ description:
     unpacks the shipped archive into O(staging_dir) and verifies it against O(manifest) (reused when it
     already verifies), checks every file to write against its sha256 there, stages the new IDE config,
     and writes the plan C(<staging_dir>/content-plan.json) (recorded in the session evidence).
-  - O(state=applied) carries the plan out (called between the old server's stop and the swap):
+  - O(state=applied) carries the plan out (called between the old server's stop and the swap), with
     every write an atomic rename of a copy of a staged file, verified; planned deletes; the missing
     O(gitignore_entries) appended to C(<project>/.gitignore) (never rewritten); the IDE config.
     Idempotent, so a re-run after a crash completes it; a target changed since the plan is refused.
@@ -217,42 +217,42 @@ session:
   type: dict
 counts:
   description: Number of paths per class.
-  returned: always
+  returned: when O(state=planned)
   type: dict
   sample: {add: 3, update: 12, unchanged: 300, keep: 1, conflict: 1, delete: 2, user: 4, keep_removed: 0}
 added:
   description: Paths added (at most 200, see RV(truncated)).
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 updated:
   description: Pristine paths updated.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 kept:
   description: Locally modified paths kept because upstream did not change them.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 conflicts:
   description: Locally modified paths that also changed upstream (see RV(conflict_policy)).
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 deleted:
   description: Pristine paths deleted because upstream removed them.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 kept_removed:
   description: Paths removed upstream but kept (locally modified, or in a merge-only tree).
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 user_files:
   description: Files in the trees that were never upstream; never touched.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 upstream_written:
@@ -262,11 +262,11 @@ upstream_written:
   elements: str
 truncated:
   description: Whether any of the path lists was cut at 200 entries (RV(counts) has the full numbers).
-  returned: always
+  returned: when O(state=planned)
   type: bool
 conflict_policy:
   description: Policy applied to conflicts.
-  returned: always
+  returned: when O(state=planned)
   type: str
 gitignore_added:
   description: Lines appended to C(<project>/.gitignore) (or that would be, in check mode).
@@ -275,11 +275,11 @@ gitignore_added:
   elements: str
 staging_dir:
   description: Where the source was unpacked and verified and the plan written; null in check mode.
-  returned: always
+  returned: when O(state=planned)
   type: str
 extracted:
   description: Whether the archive was unpacked by this run (false when the staging dir already verified).
-  returned: always
+  returned: when O(state=planned)
   type: bool
 verified:
   description: Whether every staged (planned) or written (applied) path was checked against its sha256 (false in check mode).
