@@ -36,7 +36,7 @@ description:
     With neither, a modified file whose path never had another upstream version is C(keep), any other
     modified file is a C(conflict).
   - IDE config (C(.cursorrules), the prAxIs OS entry of C(.cursor/mcp.json)) follows the new version's
-    installer three-way (O(ide)): the entry moves to the new key, other entries are kept; a missing
+    installer three-way (O(ide)); the entry moves to the new key, other entries are kept; a missing
     file or entry is never created.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
