@@ -249,7 +249,6 @@ def local_trees(praxis_home: str) -> Manifest:
     return result
 
 
-
 def preflight_facts(home: str, index: Optional[Mapping], recorded_commit: Optional[str]) -> Tuple[dict, List[str]]:
     """(facts, problems) for praxis_preflight: the installed commit of an install without a base manifest.
 

@@ -22,7 +22,9 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def ide(new_value: Dict[str, Any] = NEW_VALUE, old_value: Dict[str, Any] = OLD_VALUE) -> Dict[str, Any]:
+def ide(new_value: Dict[str, Any] | None = None, old_value: Dict[str, Any] | None = None) -> Dict[str, Any]:
+    new_value = NEW_VALUE if new_value is None else new_value
+    old_value = OLD_VALUE if old_value is None else old_value
     history = [entry_digest(old_value)] if old_value != new_value else []
     return {"cursorrules": {"text": NEW_RULES, "sha256": sha(NEW_RULES)},
             "mcp": {"key": "praxis-os-rag", "value": new_value, "entry": entry_digest(new_value)},
@@ -33,7 +35,8 @@ def ide(new_value: Dict[str, Any] = NEW_VALUE, old_value: Dict[str, Any] = OLD_V
 BASE = {"cursorrules": sha(OLD_RULES), "mcp_key": "agent-os-rag", "mcp_entry": entry_digest(OLD_VALUE)}
 
 
-def project(tmp_path: Path, rules: str | None = OLD_RULES, entry: Any = OLD_VALUE, key: str = "agent-os-rag") -> Path:
+def project(tmp_path: Path, rules: str | None = OLD_RULES, entry: Any = "old", key: str = "agent-os-rag") -> Path:
+    entry = OLD_VALUE if entry == "old" else entry
     if rules is not None:
         (tmp_path / ".cursorrules").write_text(rules)
     if entry is not None:

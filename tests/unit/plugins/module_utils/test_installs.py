@@ -29,8 +29,8 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_docs_entry_is_read_from_the_should_look_like_this_block() -> None:
-    assert installs.docs_mcp_entry(DOCS % "agent-os-rag") == ("agent-os-rag", {"command": "py",
-                                                                              "args": ["-m", "mcp_server"]})
+    expected = ("agent-os-rag", {"command": "py", "args": ["-m", "mcp_server"]})
+    assert installs.docs_mcp_entry(DOCS % "agent-os-rag") == expected
     assert installs.docs_mcp_entry("```json\n{\"mcpServers\": {}}\n```") is None
     assert installs.entry_digest({"a": 1, "b": [2]}) == installs.entry_digest({"b": [2], "a": 1})
 
@@ -43,7 +43,7 @@ def test_install_of_an_older_commit_is_identified_exactly(repo: Path, tmp_path: 
     info = source.inspect(str(repo))
     found = installs.installed_identity(str(home), info["installs"], None, installs.local_trees(str(home)))
     assert found["installed_commit"] == v1 and found["match"]["exact"] is True and found["problem"] is None
-    assert installs.tree_of(info["installs"], v1) == {k: v for k, v in installs.local_trees(str(home)).items()}
+    assert installs.tree_of(info["installs"], v1) == installs.local_trees(str(home))
     facts, problems = installs.preflight_facts(str(home), info["installs"], None)
     assert facts["installed_commit"] == v1 and problems == []
     assert "exact" in facts["installed_commit_source"]
