@@ -74,9 +74,11 @@ class Fleet:
             self.sources[version] = dest
         return self.sources[version]
 
-    def add(self, name: str, version: str = "v1", user_content: bool = True, http: bool = False) -> Host:
+    def add(self, name: str, version: str = "v1", user_content: bool = True, http: bool = False,
+            mode: str = "fixture") -> Host:
+        """`mode="docs"`: installed as upstream's installation docs do (no base manifest, no VERSION.txt)."""
         project = self.workdir / "projects" / name
-        info = fx.install(self.source(version), project, fx.wheelhouse(), user_content=user_content)
+        info = fx.install(self.source(version), project, fx.wheelhouse(), user_content=user_content, mode=mode)
         host = Host(name, project, info, http)
         if http:
             fx.start_http_server(project)

@@ -39,6 +39,9 @@ VENV_MANIFEST = "VENV_MANIFEST.json"
 REQUIREMENTS = "requirements-snapshot.txt"
 FILES = "files"
 PROJECT = "project"
+# Project files an upgrade may write (the .gitignore append; installer-owned IDE config and the
+# `.upstream` copies a conflict leaves beside it): backed up, restored, removed on rollback when absent before.
+PROJECT_FILES = (".gitignore", ".cursorrules", ".cursorrules.upstream", ".cursor/mcp.json", ".cursor/mcp.json.upstream")
 VENV_SNAPSHOT = "venv-snapshot"
 METADATA = (MANIFEST, VENV_MANIFEST, REQUIREMENTS)
 KINDS = ("dir", "file", "absent")

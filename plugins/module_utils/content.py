@@ -5,20 +5,25 @@
 
 Three inputs per path: the local file, the base (what the last install/upgrade wrote, from the base
 manifest) and upstream (the new source), plus every older upstream version of the path (git history).
-`classify` is a pure function from those manifests to a `Plan`; `apply` carries a plan out.
+`classify` is a pure function from those manifests to a `Plan`; `apply` carries a plan out at once
+(kept for direct use); the upgrade stages it instead (`stage_plan`, while the old server still runs)
+and `apply_plan` carries the staged plan out between the old server's stop and the swap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     UnsafePathError,
     atomic_write_bytes,
+    atomic_write_json,
     check_relpath,
     copy_file_atomic,
     prune_empty_dirs,
+    read_json,
     sha256_file,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
@@ -316,3 +321,155 @@ def diff_listing(plan: Plan, policy: str, gitignore_added: Sequence[str] = ()) -
         after.append("../.gitignore  + %s" % entry)
     return {"before": "".join(line + "\n" for line in sorted(before)),
             "after": "".join(line + "\n" for line in sorted(after))}
+
+
+# ---- staged plan: classified and staged while the old server runs, applied between stop and swap ----
+
+PLAN_NAME = "content-plan.json"
+IDE_STAGE = ".praxis-ide"  # staged IDE config files inside the staging dir
+PLAN_SCHEMA = 1
+PROJECT_TARGETS = (".cursorrules", ".cursorrules" + UPSTREAM_SUFFIX, ".cursor/mcp.json", ".cursor/mcp.json" + UPSTREAM_SUFFIX)
+
+
+def plan_path(praxis_home: str, commit: str) -> str:
+    return os.path.join(praxis_home, ".cache", "upgrade", commit, PLAN_NAME)
+
+
+def _digest_or_none(path: str) -> Optional[str]:
+    return sha256_file(path) if os.path.isfile(path) and not os.path.islink(path) else None
+
+
+def stage_plan(plan: Plan, praxis_home: str, project_dir: str, staging_dir: str, policy: str,
+               ide_plan: Optional[dict] = None, gitignore_entries: Sequence[str] = (),
+               extra: Optional[dict] = None) -> dict:
+    """Stage everything `plan` writes and record it in `<staging_dir>/content-plan.json`; touch nothing live.
+
+    Every file to add or update and every `.upstream` copy is checked against its sha256 in the
+    verified staging dir; IDE config files are written there (under `.praxis-ide/`) and verified.
+    Each write records the sha256 its target had when planned (`before`), so `apply_plan` refuses a
+    target changed since. Returns the plan document (also written atomically).
+    """
+    if policy not in POLICIES:
+        raise ValueError("conflict policy %r is not one of %s" % (policy, ", ".join(POLICIES)))
+    if policy == "fail" and (plan["conflict"] or (ide_plan or {}).get("conflicts")):
+        raise ConflictError(plan["conflict"] + list((ide_plan or {}).get("conflicts") or ()))
+    writes = []
+    for rel, dst in pending_writes(plan, praxis_home, policy):
+        src = os.path.join(staging_dir, *rel.split("/"))
+        if not os.path.isfile(src) or sha256_file(src) != plan.upstream[rel]:
+            raise ContentError("staged source %s lacks %s or holds other bytes; the staged source is corrupt — "
+                               "remove %s and re-run the upgrade" % (staging_dir, rel, staging_dir))
+        before = plan.local.get(rel) if dst == rel else _digest_or_none(os.path.join(praxis_home, *dst.split("/")))
+        writes.append({"root": "home", "src": rel, "dst": dst, "sha256": plan.upstream[rel], "before": before})
+    for rel, data in sorted(((ide_plan or {}).get("writes") or {}).items()):
+        staged_rel = IDE_STAGE + "/" + rel
+        staged = os.path.join(staging_dir, *staged_rel.split("/"))
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        live = os.path.join(project_dir, *rel.split("/"))
+        mode = os.stat(live).st_mode & 0o777 if os.path.isfile(live) else 0o644  # keeps the user's mode
+        atomic_write_bytes(staged, data, mode)
+        digest = sha256_file(staged)
+        if digest != hashlib.sha256(data).hexdigest():
+            raise ContentError("staged %s does not hold what was written; check the disk and re-run" % staged)
+        writes.append({"root": "project", "src": staged_rel, "dst": rel, "sha256": digest,
+                       "before": _digest_or_none(os.path.join(project_dir, *rel.split("/")))})
+    document = {
+        "schema": PLAN_SCHEMA, "policy": policy, "praxis_home": os.path.abspath(praxis_home),
+        "project_dir": os.path.abspath(project_dir), "counts": plan.counts(), "conflicts": list(plan["conflict"]),
+        "writes": writes,
+        "deletes": [{"dst": rel, "sha256": plan.local[rel]} for rel in plan["delete"]],
+        "gitignore": list(append_gitignore(project_dir, gitignore_entries, check=True)),
+        "ide": list((ide_plan or {}).get("items") or ()),
+        "ide_conflicts": list((ide_plan or {}).get("conflicts") or ()),
+    }
+    document.update(extra or {})
+    atomic_write_json(os.path.join(staging_dir, PLAN_NAME), document)
+    return document
+
+
+def load_plan(path: str) -> dict:
+    """Read and check a plan file (schema, safe relative paths, allowed project targets)."""
+    document = read_json(path, "content plan")
+    if not isinstance(document, dict) or document.get("schema") != PLAN_SCHEMA:
+        raise ContentError("%s is not a content plan of schema %d; re-run the upgrade (the content phase writes "
+                           "it again)" % (path, PLAN_SCHEMA))
+    try:
+        for write in document.get("writes") or []:
+            check_relpath(write["src"])
+            check_relpath(write["dst"])
+            if write["root"] == "project" and write["dst"] not in PROJECT_TARGETS:
+                raise UnsafePathError("project target %r is not installer-owned IDE config" % write["dst"])
+            if write["root"] not in ("home", "project"):
+                raise UnsafePathError("unknown root %r" % write["root"])
+        for delete in document.get("deletes") or []:
+            check_relpath(delete["dst"])
+    except (UnsafePathError, KeyError, TypeError) as exc:
+        raise ContentError("content plan %s is corrupt or tampered with (%s); remove it and re-run the upgrade"
+                           % (path, exc)) from exc
+    return document
+
+
+def apply_plan(praxis_home: str, project_dir: str, plan_file: str, fault: Optional[Callable[[], None]] = None,
+               trees: Iterable[str] = TREES) -> dict:
+    """Carry out a staged plan (between the old server's stop and the swap). Idempotent: a re-run after a
+    crash skips what is already in place and completes the rest.
+
+    Every write is an atomic rename of a copy of the staged file, verified against the plan; a target
+    changed since the plan was made (neither its planned `before` nor the planned result) is refused.
+    Returns {"written", "upstream_written", "ide_written", "deleted", "skipped", "gitignore_added", "verified",
+    "changed"}.
+    """
+    document = load_plan(plan_file)
+    staging = os.path.dirname(os.path.abspath(plan_file))
+    roots = {"home": praxis_home, "project": project_dir}
+    home_targets = [w["dst"] for w in document["writes"] if w["root"] == "home"]
+    _check_targets(praxis_home, home_targets + [d["dst"] for d in document["deletes"]])
+    written, upstream_written, ide_written, deleted, skipped = [], [], [], [], []
+    writes = document["writes"]
+    halfway = len(writes) // 2
+    for index, write in enumerate(writes):
+        if index == halfway and fault is not None:
+            fault()
+        target = os.path.join(roots[write["root"]], *write["dst"].split("/"))
+        current = _digest_or_none(target)
+        if current == write["sha256"]:
+            skipped.append(write["dst"])
+            continue
+        if current != write["before"]:
+            raise ContentError("%s changed since the content phase planned this upgrade (sha256 %s, planned from %s); "
+                               "nothing of it was overwritten — the upgrade rolls back; re-run it to plan again"
+                               % (target, (current or "absent")[:12], (write["before"] or "absent")[:12]))
+        if write["root"] == "project":
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        digest = copy_file_atomic(os.path.join(staging, *write["src"].split("/")), target)
+        if digest != write["sha256"]:
+            raise ContentError("%s was written with sha256 %s but the plan says %s; the staging dir %s is corrupt — "
+                               "the upgrade rolls back; remove it and re-run" % (target, digest, write["sha256"], staging))
+        if write["root"] == "project":
+            ide_written.append(write["dst"])
+        elif write["dst"].endswith(UPSTREAM_SUFFIX) and write["dst"] != write["src"]:
+            upstream_written.append(write["dst"])
+        else:
+            written.append(write["dst"])
+    if fault is not None and not writes:
+        fault()
+    for delete in document["deletes"]:
+        target = os.path.join(praxis_home, *delete["dst"].split("/"))
+        if not os.path.lexists(target):
+            continue
+        if _digest_or_none(target) != delete["sha256"]:
+            raise ContentError("%s changed since the content phase planned to delete it; it was kept — the upgrade "
+                               "rolls back; re-run it to plan again" % target)
+        os.unlink(target)
+        deleted.append(delete["dst"])
+        prune_empty_dirs(_tree_root(praxis_home, delete["dst"], trees), os.path.dirname(target))
+    gitignore_added = append_gitignore(project_dir, document.get("gitignore") or ())
+    bad = [w["dst"] for w in writes
+           if _digest_or_none(os.path.join(roots[w["root"]], *w["dst"].split("/"))) != w["sha256"]]
+    bad += [d["dst"] for d in document["deletes"] if os.path.lexists(os.path.join(praxis_home, *d["dst"].split("/")))]
+    if bad:
+        raise ContentError("after applying the plan, %d path(s) do not hold what it says: %s; the disk is faulty — "
+                           "the upgrade rolls back; check the disk and re-run" % (len(bad), ", ".join(bad[:10])))
+    return {"written": written, "upstream_written": upstream_written, "ide_written": ide_written,
+            "deleted": deleted, "skipped": skipped, "gitignore_added": gitignore_added, "verified": True,
+            "changed": bool(written or upstream_written or ide_written or deleted or gitignore_added)}

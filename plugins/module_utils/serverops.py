@@ -20,6 +20,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import faults, state
+from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     copy_file_atomic,
     fsync_dir,
@@ -259,8 +260,12 @@ def unsatisfied_requirements(python: str, requirements: str, timeout: float = 60
 def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional[str], pip_args: Sequence[str] = (),
                         check: bool = False, timeout: float = 900.0,
                         post_install_commands: Sequence[Sequence[str]] = (),
-                        env: Optional[Dict[str, object]] = None) -> dict:
+                        env: Optional[Dict[str, object]] = None,
+                        previous_requirements_key: Optional[str] = None) -> dict:
     """Install `mcp_server/requirements.txt` into the venv unless it is unchanged and satisfied.
+
+    Unchanged means the same file hash, or the same requirement set (`requirements.requirements_key`:
+    comments, blank lines and order do not count) as `previous_requirements_key`.
 
     Returns ``changed``, ``pip_ran``, ``would_run_pip``, ``reason``, ``requirements_sha256``,
     ``previous_requirements_sha256``, ``unsatisfied``, ``pip_output_tail``, ``warnings``, ``duration_s``.
@@ -280,8 +285,12 @@ def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional
     result["requirements_sha256"] = sha
     unsatisfied = unsatisfied_requirements(python, requirements)
     result["unsatisfied"] = unsatisfied
-    if sha == previous_requirements_sha256 and not unsatisfied:
+    # requirement SET, not bytes (module_utils/requirements.py)
+    same_set = previous_requirements_key is not None and requirements_file_key(requirements) == previous_requirements_key
+    if (sha == previous_requirements_sha256 or same_set) and not unsatisfied:
         result["reason"] = "requirements.txt unchanged and every requirement installed"
+        if sha != previous_requirements_sha256:
+            result["reason"] = "requirement set unchanged (only comments, blank lines or order differ) and every requirement installed"
         return _done(result, begin)
     reasons = []
     if not previous_requirements_sha256:

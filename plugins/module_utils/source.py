@@ -32,6 +32,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     remove_path,
     sha256_file,
 )
+from ansible_collections.praxis.upgrade.plugins.module_utils import installs
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
     compare,
@@ -49,7 +50,13 @@ INSTALL_MAP = (
 )
 
 SOURCE_DIRS = tuple(src for src, _dst in INSTALL_MAP)
+# Installer docs the upgrade reads: the IDE config (.cursor/mcp.json entry, .cursorrules) the new version writes.
+INSTALLATION_DIR = "installation"
+CURSORRULES_SOURCE = INSTALLATION_DIR + "/.cursorrules"
+CLEAN_PATHS = SOURCE_DIRS + (INSTALLATION_DIR,)
 SOURCE_JSON = "praxis-source.json"
+STAGING_PLAN = "content-plan.json"  # content.PLAN_NAME
+STAGING_IDE = ".praxis-ide"  # content.IDE_STAGE
 _GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 _REGULAR_MODES = ("100644", "100755")
 
@@ -115,13 +122,15 @@ def _check_work_tree(path: str) -> None:
         _git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except GitError as exc:
         raise ValueError("source %s has no commit yet; commit the source and re-run" % path) from exc
-    status = _git(path, "status", "--porcelain", "--untracked-files=all", "-z")
+    # Clean is judged on what is installed (and what the upgrade reads: installation/ docs); upstream
+    # commits runtime files (e.g. .praxis-os/.cache/mcp_server.log) that a running server touches.
+    status = _git(path, "status", "--porcelain", "--untracked-files=all", "-z", "--", *CLEAN_PATHS)
     entries = [entry for entry in status.decode("utf-8", "replace").split("\0") if entry.strip()]
     if entries:
         shown = ", ".join(entry[3:] if len(entry) > 3 else entry for entry in entries[:5])
         more = " and %d more" % (len(entries) - 5) if len(entries) > 5 else ""
-        raise ValueError("source %s has uncommitted or untracked changes (%s%s); commit or stash them "
-                         "(git -C %s stash -u) and re-run" % (path, shown, more, path))
+        raise ValueError("source %s has uncommitted or untracked changes in what is installed (%s%s); commit "
+                         "or stash them (git -C %s stash -u) and re-run" % (path, shown, more, path))
 
 
 def _check_layout(path: str) -> None:
@@ -254,6 +263,7 @@ def inspect(path: Optional[str]) -> dict:
         manifest[rel] = sha256_file(absolute)
         total += os.path.getsize(absolute)
     commit = _git(path, "rev-parse", "HEAD").decode("ascii").strip()
+    index = installs.history_index(path, _git, _hash_blobs, installed_rel)
     describe = _git(path, "describe", "--tags", "--always").decode("utf-8").strip()
     committed_at = int(_git(path, "show", "-s", "--format=%ct", "HEAD").decode("ascii").strip())
     return {
@@ -263,9 +273,47 @@ def inspect(path: Optional[str]) -> dict:
         "committed_at": committed_at,
         "manifest": manifest,
         "history": history_hashes(path, manifest),
+        "installs": index,
+        "shallow": index["shallow"],
+        "ide": ide_info(path, index),
         "requirements_sha256": manifest.get("mcp_server/requirements.txt"),
         "bytes": total,
         "file_count": len(manifest),
+    }
+
+
+def ide_info(path: str, index: dict) -> dict:
+    """The IDE config HEAD's installer writes (installation/.cursorrules, the docs' mcp.json entry) and
+    the digests of every older version of both in the history (see ideconfig.py)."""
+    rules = None
+    rules_path = os.path.join(path, *CURSORRULES_SOURCE.split("/"))
+    if os.path.isfile(rules_path) and not os.path.islink(rules_path):
+        with open(rules_path, "rb") as handle:
+            data = handle.read()
+        rules = {"text": data.decode("utf-8", "replace"), "sha256": hashlib.sha256(data).hexdigest()}
+    mcp = None
+    docs = os.path.join(path, INSTALLATION_DIR)
+    names = sorted(os.listdir(docs)) if os.path.isdir(docs) else []
+    for name in names:
+        full = os.path.join(docs, name)
+        if name.endswith(".md") and os.path.isfile(full) and not os.path.islink(full):
+            with open(full, "rb") as handle:
+                found = installs.docs_mcp_entry(handle.read().decode("utf-8", "replace"))
+            if found:
+                mcp = {"key": found[0], "value": found[1], "entry": installs.entry_digest(found[1])}
+                break
+    rows = index.get("commits") or []
+    current_rules = rules["sha256"] if rules else None
+    current_entry = mcp["entry"] if mcp else None
+    keys = ([mcp["key"]] if mcp else []) + [k for k in index.get("mcp_keys") or () if not mcp or k != mcp["key"]]
+    return {
+        "cursorrules": rules,
+        "mcp": mcp,
+        "mcp_keys": keys,
+        "history": {
+            "cursorrules": sorted({r[2] for r in rows if r[2] and r[2] != current_rules}),
+            "mcp_entry": sorted({r[4] for r in rows if r[4] and r[4] != current_entry}),
+        },
     }
 
 
@@ -342,6 +390,8 @@ def _tree_matches(dest: str, manifest: Dict[str, str]) -> bool:
     except (OSError, ValueError):
         return False
     actual.pop(SOURCE_JSON, None)
+    actual.pop(STAGING_PLAN, None)  # the content phase's plan and staged IDE config live beside the source
+    actual = {rel: digest for rel, digest in actual.items() if not rel.startswith(STAGING_IDE + "/")}
     return actual == manifest
 
 

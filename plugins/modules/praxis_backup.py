@@ -56,10 +56,12 @@ options:
     description: The project directory holding O(project_files); defaults to the parent of O(praxis_home).
     type: path
   project_files:
-    description: Paths relative to O(project_dir) to back up (stored under C(project/)).
+    description:
+      - Paths relative to O(project_dir) to back up (stored under C(project/)); a path absent at backup
+        time is removed on restore.
     type: list
     elements: str
-    default: [.gitignore]
+    default: [.gitignore, .cursorrules, .cursorrules.upstream, .cursor/mcp.json, .cursor/mcp.json.upstream]
   venv:
     description:
       - With O(state=present), snapshot C(<praxis_home>/venv) (pip freeze + hard links).
@@ -336,7 +338,7 @@ def main():
             backup_root=dict(type="path"),
             paths=dict(type="list", elements="str", default=DEFAULT_PATHS),
             project_dir=dict(type="path"),
-            project_files=dict(type="list", elements="str", default=[".gitignore"]),
+            project_files=dict(type="list", elements="str", default=list(backup.PROJECT_FILES)),
             venv=dict(type="bool", default=True),
             backup=dict(type="str"),
             session_id=dict(type="str"),

@@ -23,16 +23,48 @@ description:
     (handled by O(conflict_policy)); C(delete) pristine and removed upstream (never under C(usage/));
     C(keep_removed) removed upstream but locally modified (or under C(usage/)), kept; C(user) never
     upstream, never touched.
-  - The shipped archive is unpacked into O(staging_dir) and verified against O(manifest) first
-    (reused when it already verifies). Every write is atomic and checked against O(manifest) afterwards.
-  - Appends the missing O(gitignore_entries) to C(<project>/.gitignore) and never rewrites it.
-  - Without a base manifest (installs older than this collection), a modified file whose path never had
-    another upstream version is C(keep), any other modified file is a C(conflict).
+  - O(state=planned) (the content phase, while the old server still runs) touches nothing live. It
+    unpacks the shipped archive into O(staging_dir) and verifies it against O(manifest) (reused when it
+    already verifies), checks every file to write against its sha256 there, stages the new IDE config,
+    and writes the plan C(<staging_dir>/content-plan.json) (recorded in the session evidence).
+  - O(state=applied) carries the plan out (called between the old server's stop and the swap), with
+    every write an atomic rename of a copy of a staged file, verified; planned deletes; the missing
+    O(gitignore_entries) appended to C(<project>/.gitignore) (never rewritten); the IDE config.
+    Idempotent, so a re-run after a crash completes it; a target changed since the plan is refused.
+  - The base is the base manifest; without one (installs made by upstream's docs), the install of
+    O(installed_commit) from O(installs) (the commit preflight identified in the source's history).
+    With neither, a modified file whose path never had another upstream version is C(keep), any other
+    modified file is a C(conflict).
+  - IDE config (C(.cursorrules), the prAxIs OS entry of C(.cursor/mcp.json)) follows the new version's
+    installer three-way (O(ide)); the entry moves to the new key, other entries are kept; a missing
+    file or entry is never created.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
 extends_documentation_fragment:
   - praxis.upgrade.session
 options:
+  state:
+    description:
+      - C(planned) classifies, stages and writes the plan (nothing live changes); C(applied) carries out O(plan).
+    type: str
+    choices: [planned, applied]
+    default: planned
+  plan:
+    description: The plan to apply (O(state=applied)); defaults to C(<praxis_home>/.cache/upgrade/<commit>/content-plan.json).
+    type: path
+  installs:
+    description:
+      - Installs of the source's history (RV(praxis.upgrade.praxis_source#module:installs)); gives the base when
+        there is no base manifest.
+    type: dict
+    default: {}
+  installed_commit:
+    description: The installed commit preflight found (C(VERSION.txt) or matched in O(installs)).
+    type: str
+  ide:
+    description: The IDE config the new version's installer writes (RV(praxis.upgrade.praxis_source#module:ide)).
+    type: dict
+    default: {}
   session_id:
     description: Upgrade session that O(record_phase) records into (default the recorded one).
     type: str
@@ -58,9 +90,10 @@ options:
     description: Commit of the source; names the default O(staging_dir).
     type: str
   manifest:
-    description: Upstream manifest, installed relative path to sha256 (RV(praxis.upgrade.praxis_source#module:manifest)).
+    description:
+      - Upstream manifest, installed relative path to sha256 (RV(praxis.upgrade.praxis_source#module:manifest)).
+      - Required with O(state=planned).
     type: dict
-    required: true
   history:
     description: Installed relative path to the sha256 of older upstream versions (RV(praxis.upgrade.praxis_source#module:history)).
     type: dict
@@ -109,7 +142,7 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Upgrade the content trees, keeping local modifications
+- name: Plan and stage the content upgrade, keeping local modifications (nothing live changes)
   praxis.upgrade.praxis_content:
     praxis_home: "{{ praxis_project_dir }}/.praxis-os"
     project_dir: "{{ praxis_project_dir }}"
@@ -117,8 +150,18 @@ EXAMPLES = r"""
     commit: "{{ praxis_src.commit }}"
     manifest: "{{ praxis_src.manifest }}"
     history: "{{ praxis_src.history }}"
+    installs: "{{ praxis_src.installs }}"
+    installed_commit: "{{ praxis_preflight.installed_commit }}"
+    ide: "{{ praxis_src.ide }}"
     conflict_policy: "{{ praxis_conflict_policy }}"
   register: praxis_content_result
+
+- name: Apply the staged plan once the old server has stopped
+  praxis.upgrade.praxis_content:
+    state: applied
+    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
+    project_dir: "{{ praxis_project_dir }}"
+    plan: "{{ praxis_content_result.plan_path }}"
 
 - name: Refuse to upgrade over local modifications that changed upstream too
   praxis.upgrade.praxis_content:
@@ -131,62 +174,99 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan_path:
+  description: The plan file written (O(state=planned)) or applied (O(state=applied)); null in check mode.
+  returned: always
+  type: str
+base:
+  description: Where the base of the three-way comparison came from (null when there is none).
+  returned: when O(state=planned)
+  type: str
+ide:
+  description: Per IDE config file, its class (C(unchanged), C(update), C(keep), C(conflict), C(absent), C(invalid)) and a note.
+  returned: when O(state=planned)
+  type: list
+  elements: dict
+ide_written:
+  description: IDE config files the plan writes (O(state=planned)) or that were written (O(state=applied)), relative to the project.
+  returned: always
+  type: list
+  elements: str
+ide_conflicts:
+  description: IDE config files modified locally and changed by the new installer.
+  returned: when O(state=planned)
+  type: list
+  elements: str
+written:
+  description: Framework files written (O(state=applied)).
+  returned: when O(state=applied)
+  type: list
+  elements: str
+skipped:
+  description: Planned writes already in place (a re-run after a crash).
+  returned: when O(state=applied)
+  type: list
+  elements: str
+applied:
+  description: Whether the plan was carried out (false in check mode).
+  returned: when O(state=applied)
+  type: bool
 session:
   description: The upgrade session after recording O(record_phase) (see M(praxis.upgrade.praxis_state)).
   returned: when O(record_phase) is set and not in check mode
   type: dict
 counts:
   description: Number of paths per class.
-  returned: always
+  returned: when O(state=planned)
   type: dict
   sample: {add: 3, update: 12, unchanged: 300, keep: 1, conflict: 1, delete: 2, user: 4, keep_removed: 0}
 added:
   description: Paths added (at most 200, see RV(truncated)).
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 updated:
   description: Pristine paths updated.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 kept:
   description: Locally modified paths kept because upstream did not change them.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 conflicts:
   description: Locally modified paths that also changed upstream (see RV(conflict_policy)).
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 deleted:
   description: Pristine paths deleted because upstream removed them.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 kept_removed:
   description: Paths removed upstream but kept (locally modified, or in a merge-only tree).
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 user_files:
   description: Files in the trees that were never upstream; never touched.
-  returned: always
+  returned: when O(state=planned)
   type: list
   elements: str
 upstream_written:
-  description: C(<name>.upstream) files written beside kept conflicts (O(conflict_policy=keep_local)).
+  description: C(<name>.upstream) files planned (or, applied, written) beside kept conflicts (O(conflict_policy=keep_local)).
   returned: always
   type: list
   elements: str
 truncated:
   description: Whether any of the path lists was cut at 200 entries (RV(counts) has the full numbers).
-  returned: always
+  returned: when O(state=planned)
   type: bool
 conflict_policy:
   description: Policy applied to conflicts.
-  returned: always
+  returned: when O(state=planned)
   type: str
 gitignore_added:
   description: Lines appended to C(<project>/.gitignore) (or that would be, in check mode).
@@ -194,19 +274,19 @@ gitignore_added:
   type: list
   elements: str
 staging_dir:
-  description: Where the source was unpacked and verified; null in check mode and when nothing needed copying.
-  returned: always
+  description: Where the source was unpacked and verified and the plan written; null in check mode.
+  returned: when O(state=planned)
   type: str
 extracted:
   description: Whether the archive was unpacked by this run (false when the staging dir already verified).
-  returned: always
+  returned: when O(state=planned)
   type: bool
 verified:
-  description: Whether every written path was checked against the source manifest afterwards (false in check mode).
+  description: Whether every staged (planned) or written (applied) path was checked against its sha256 (false in check mode).
   returned: always
   type: bool
 changed:
-  description: Whether content or the C(.gitignore) changed (would change, in check mode).
+  description: Whether the plan changes content, the C(.gitignore) or IDE config (O(state=planned)), or whether applying it did.
   returned: always
   type: bool
 diff:
@@ -220,8 +300,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
-from ansible_collections.praxis.upgrade.plugins.module_utils import content
-from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, read_json
+from ansible_collections.praxis.upgrade.plugins.module_utils import content, ideconfig, installs
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, read_json, sha256_file
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import validate_manifest
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
 
@@ -274,23 +354,64 @@ def shape(result, plan):
     return result
 
 
+def resolve_base(module, home, trees):
+    """(base manifest restricted to `trees`, installer IDE digests of the installed commit, where from)."""
+    p = module.params
+    base_path = p["base_manifest"] or os.path.join(home, ".cache", "base-manifest.json")
+    base = load_base(base_path)
+    commit = p["installed_commit"]
+    ide_base = installs.ide_of(p["installs"], commit) if commit else {}
+    if base:
+        return content.only_trees(base, trees), ide_base, "base manifest"
+    from_history = installs.tree_of(p["installs"], commit) if commit else None
+    if from_history is not None:  # a docs-made install: preflight identified its commit in the history
+        return content.only_trees(from_history, trees), ide_base, "install of %s (source history)" % commit[:12]
+    return {}, ide_base, None
+
+
+def do_apply(module):
+    p = module.params
+    home, project = p["praxis_home"], p["project_dir"]
+    path = p["plan"] or (content.plan_path(home, p["commit"]) if p["commit"] else None)
+    if not path:
+        module.fail_json(msg="state=applied needs plan (or commit, naming <praxis_home>/.cache/upgrade/<commit>/%s)"
+                             % content.PLAN_NAME)
+    if module.check_mode:
+        module.exit_json(changed=False, plan_path=path, applied=False)
+    if not os.path.isfile(path):
+        module.fail_json(msg="content plan %s does not exist; the content phase writes it — re-run the upgrade "
+                             "(a session whose content phase is recorded but whose plan is gone: roll back with "
+                             "playbooks/rollback.yml, then upgrade again)" % path)
+    try:
+        applied = content.apply_plan(home, project, path, fault=lambda: fault_point("content.midway"))
+    except (content.ContentError, ValueError, OSError) as exc:
+        module.fail_json(msg="content of %s: %s" % (home, exc), plan_path=path)
+    module.exit_json(plan_path=path, applied=True, **applied)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            state=dict(type="str", choices=["planned", "applied"], default="planned"),
             praxis_home=dict(type="path", required=True),
             project_dir=dict(type="path", required=True),
             archive=dict(type="path"),
             staging_dir=dict(type="path"),
             commit=dict(type="str"),
-            manifest=dict(type="dict", required=True),
+            manifest=dict(type="dict"),
             history=dict(type="dict", default={}),
+            installs=dict(type="dict", default={}),
+            installed_commit=dict(type="str"),
+            ide=dict(type="dict", default={}),
             base_manifest=dict(type="path"),
+            plan=dict(type="path"),
             trees=dict(type="list", elements="str", default=list(content.TREES)),
             conflict_policy=dict(type="str", choices=list(content.POLICIES), default="keep_local"),
             gitignore_entries=dict(type="list", elements="str", default=list(content.GITIGNORE_ENTRIES)),
             record_phase=dict(type="str", choices=list(PHASES)),
             session_id=dict(type="str"),
         ),
+        required_if=[("state", "planned", ("manifest",))],
         supports_check_mode=True,
     )
     p = module.params
@@ -300,51 +421,68 @@ def main():
     if not os.path.isdir(home):
         module.fail_json(msg="%s does not exist, so %s is not a prAxIs OS installation; install prAxIs OS "
                              "there first or fix praxis_project_dir" % (home, project))
+    if p["state"] == "applied":
+        do_apply(module)
     trees = tuple(tree.strip("/") for tree in p["trees"])
     try:
         upstream_all = validate_manifest(p["manifest"], "option manifest")
         upstream = content.only_trees(upstream_all, trees)
         history = content.only_trees(check_history(p["history"]), trees)
-        base_path = p["base_manifest"] or os.path.join(home, ".cache", "base-manifest.json")
-        base = content.only_trees(load_base(base_path), trees)
+        base, ide_base, base_from = resolve_base(module, home, trees)
         local = content.local_manifest(home, trees)
     except (ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
     plan = content.classify(local, base, upstream, history)
     policy = p["conflict_policy"]
+    ide_plan = ideconfig.plan(project, p["ide"], ide_base, policy)
     staging = None
     extracted = False
+    document = None
     try:
-        if policy == "fail" and plan["conflict"]:
-            raise content.ConflictError(plan["conflict"])
+        if policy == "fail" and (plan["conflict"] or ide_plan["conflicts"]):
+            raise content.ConflictError(plan["conflict"] + ide_plan["conflicts"])
         gitignore_added = content.append_gitignore(project, p["gitignore_entries"], check=True)
-        if module.check_mode:
-            applied = content.apply(plan, home, None, policy, check=True, trees=trees)
-        else:
-            if content.pending_writes(plan, home, policy):
+        planned = content.apply(plan, home, None, policy, check=True, trees=trees)
+        if not module.check_mode:
+            if module.params["archive"] or content.pending_writes(plan, home, policy):
                 staging, extracted = stage(module, home, upstream_all)
-            applied = content.apply(plan, home, staging, policy, fault=lambda: fault_point("content.midway"),
-                                    trees=trees)
-            gitignore_added = content.append_gitignore(project, p["gitignore_entries"])
+            else:  # nothing to copy and no archive: only the plan (deletes, .gitignore, IDE config)
+                staging = module.params["staging_dir"] or os.path.join(home, ".cache", "upgrade", p["commit"] or "local")
+                os.makedirs(staging, exist_ok=True)
+            document = content.stage_plan(plan, home, project, staging, policy, ide_plan, p["gitignore_entries"],
+                                          extra={"commit": p["commit"], "base": base_from})
     except content.ConflictError as exc:
         module.fail_json(msg="content of %s: %s" % (home, exc), conflicts=exc.paths[:LIMIT],
                          counts=plan.counts())
     except (content.ContentError, ValueError, OSError) as exc:
         module.fail_json(msg="content of %s: %s" % (home, exc), counts=plan.counts())
 
-    changed = bool(applied["written"] or applied["upstream_written"] or applied["deleted"] or gitignore_added)
+    ide_writes = sorted(ide_plan["writes"])
+    changed = bool(planned["written"] or planned["upstream_written"] or planned["deleted"] or gitignore_added
+                   or ide_writes)
+    path = os.path.join(staging, content.PLAN_NAME) if staging else None
     result = dict(changed=changed, counts=plan.counts(), conflict_policy=policy,
-                  upstream_written=applied["upstream_written"], gitignore_added=gitignore_added,
-                  staging_dir=staging, extracted=extracted, verified=applied["verified"])
+                  upstream_written=planned["upstream_written"], gitignore_added=gitignore_added,
+                  staging_dir=staging, extracted=extracted, verified=document is not None, plan_path=path,
+                  base=base_from, ide=ide_plan["items"], ide_written=ide_writes, ide_conflicts=ide_plan["conflicts"])
     shape(result, plan)
     if module._diff:
         listing = content.diff_listing(plan, policy, gitignore_added)
+        for rel in ide_writes:
+            listing["after"] += "../%s  (IDE config: %s)\n" % (rel, "upstream beside" if rel.endswith(
+                content.UPSTREAM_SUFFIX) else "rewritten per the new installer")
         result["diff"] = dict(before_header="%s (installed)" % home,
                               after_header="%s (source %s)" % (home, p["commit"] or "new"), **listing)
-    recorded = record_for(module, dict(counts=result["counts"], conflicts=result["conflicts"],
-                                       gitignore_added=gitignore_added))
+    evidence = dict(counts=result["counts"], conflicts=result["conflicts"] + ide_plan["conflicts"],
+                    gitignore_added=gitignore_added, plan_path=path, base=base_from,
+                    plan_sha256=sha256_file(path) if path else None,
+                    writes=len(document["writes"]) if document else 0,
+                    deletes=len(document["deletes"]) if document else 0,
+                    ide={item["path"]: item["class"] for item in ide_plan["items"]})
+    recorded = record_for(module, evidence)
     if recorded:
         result["session"] = recorded
+        fault_point("content.planned")  # test seam: the phase is recorded, nothing live has changed
     module.exit_json(**result)
 
 

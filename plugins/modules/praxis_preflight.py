@@ -86,6 +86,12 @@ options:
     description: Seconds the venv python may take to start.
     type: int
     default: 30
+  source_installs:
+    description:
+      - Installs of the source's history (RV(praxis.upgrade.praxis_source#module:installs)). Without a base
+        manifest, the installed commit is identified by matching the installed trees against them; when
+        none matches (a shallow or one-commit source), preflight refuses.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -142,8 +148,22 @@ installed:
   returned: always
   type: bool
 installed_commit:
-  description: Installed commit from C(VERSION.txt) (or the base manifest), null when unknown.
+  description:
+    - Installed commit from C(VERSION.txt) (or the base manifest); without a base manifest, the commit
+      whose install matches the installed trees (O(source_installs)); null when unknown.
   returned: always
+  type: str
+installed_commit_source:
+  description: Where RV(installed_commit) came from (C(VERSION.txt or base manifest), or matched in the source's history).
+  returned: always
+  type: str
+installed_commit_match:
+  description: The history match (C(commit), C(exact), C(differing), C(files)) when the commit was identified by matching.
+  returned: always
+  type: dict
+installed_requirements_key:
+  description: Requirement-set key of C(mcp_server/requirements.txt) (comments, blank lines and order do not count).
+  returned: when the file exists
   type: str
 installed_requirements_sha256:
   description: SHA-256 of C(mcp_server/requirements.txt), null when absent.
@@ -234,6 +254,8 @@ from ansible_collections.praxis.upgrade.plugins.module_utils import lock as lock
 from ansible_collections.praxis.upgrade.plugins.module_utils import procutil
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.module_utils import target_checks
+from ansible_collections.praxis.upgrade.plugins.module_utils import installs
+from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
 
 def installed_commit(home):
@@ -325,10 +347,14 @@ class Preflight:
         return states.is_interrupted(last) and states.journal_get(last, "swap") is not None
 
     def versions(self, home):
-        self.facts["installed_commit"] = installed_commit(home)
+        # docs-made installs (no base manifest, no VERSION.txt): commit matched in the source's history
+        found, problems = installs.preflight_facts(home, self.p["source_installs"], installed_commit(home))
+        self.facts.update(found)
+        self.problems.extend(problems)
         requirements = os.path.join(home, "mcp_server", "requirements.txt")
         if os.path.isfile(requirements):
             self.facts["installed_requirements_sha256"] = sha256_file(requirements)
+            self.facts["installed_requirements_key"] = requirements_file_key(requirements)
         python = os.path.join(home, "venv", "bin", "python")
         self.facts["venv_python"] = python
         version, why = python_version(python, self.p["python_timeout"])
@@ -458,6 +484,7 @@ def main():
             break_lock=dict(type="bool", default=False),
             session_id=dict(type="str"),
             python_timeout=dict(type="int", default=30),
+            source_installs=dict(type="dict"),
         ),
         supports_check_mode=True,
     )

@@ -67,6 +67,12 @@ options:
   previous_requirements_sha256:
     description: SHA-256 of C(mcp_server/requirements.txt) before the upgrade (O(action=deps)).
     type: str
+  previous_requirements_key:
+    description:
+      - Requirement-set key of C(mcp_server/requirements.txt) before the upgrade (the preflight fact
+        C(installed_requirements_key)); pip is skipped when the new file has the same set (comments,
+        blank lines and order do not count) and every requirement is installed.
+    type: str
   pip_args:
     description: Extra C(pip install) arguments, e.g. C([--no-index, --find-links, /srv/wheels]).
     type: list
@@ -318,7 +324,7 @@ def do_deps(module, params, result):
             params["praxis_home"], params["previous_requirements_sha256"], params["pip_args"],
             check=module.check_mode, timeout=params["pip_timeout"],
             post_install_commands=[[str(a) for a in c] for c in params["post_install_commands"]],
-            env=params["server_env"])
+            env=params["server_env"], previous_requirements_key=params["previous_requirements_key"])
     except serverops.DependencyError as exc:
         result["pip_output_tail"] = exc.output_tail
         raise
@@ -469,6 +475,7 @@ def main():
             session_id=dict(type="str"),
             state_file=dict(type="path"),
             previous_requirements_sha256=dict(type="str"),
+            previous_requirements_key=dict(type="str", no_log=False),
             pip_args=dict(type="list", elements="str", default=[]),
             pip_timeout=dict(type="float", default=900.0),
             post_install_commands=dict(type="list", elements="raw", default=[]),

@@ -104,6 +104,25 @@ history:
       of HEAD (the current version excluded; paths without other versions omitted).
   returned: always
   type: dict
+installs:
+  description:
+    - The install of every commit of HEAD's history (newest first, at most 2000), for identifying the installed
+      commit of an installation without a base manifest; C(paths) and C(digests) tables, C(trees) (lists of
+      [path index, digest index]), C(commits) rows C([sha, tree index, cursorrules sha256, mcp key, mcp entry digest]),
+      C(mcp_keys), C(shallow), C(commit_count), C(truncated), C(source).
+  returned: always
+  type: dict
+shallow:
+  description: Whether the source is a shallow clone (its history cannot prove pristine files of older installs).
+  returned: always
+  type: bool
+ide:
+  description:
+    - The IDE config HEAD's installer writes. C(cursorrules) (C(text), C(sha256)) from C(installation/.cursorrules);
+      C(mcp) (C(key), C(value), C(entry) digest) from the installation docs' "Should look like this" mcp.json block;
+      C(mcp_keys) every server key the history used; C(history) older digests of both.
+  returned: always
+  type: dict
 requirements_sha256:
   description: sha256 of C(mcp_server/requirements.txt).
   returned: always

@@ -160,8 +160,31 @@ def test_install_layout_manifest_and_user_content(project_v1: tuple[Path, dict[s
     assert f".praxis-os/{fx.USER_ADDED_STANDARD}" in info["user_files"]
     assert ".praxis-os/venv/" not in (project / ".gitignore").read_text()
     mcp_json = json.loads((project / ".cursor" / "mcp.json").read_text())
-    assert mcp_json["mcpServers"]["praxis-os"]["command"].endswith(".praxis-os/venv/bin/python")
+    key, value = fx.docs_mcp_entry(Path(info["source"]))  # what the installation docs show
+    assert list(mcp_json["mcpServers"]) == [key, fx.USER_MCP_SERVER] and mcp_json["mcpServers"][key] == value
+    assert value["command"] == "${workspaceFolder}/.praxis-os/venv/bin/python" and "dual" in value["args"]
+    assert (project / ".cursorrules").read_text() == (Path(info["source"]) / "installation" / ".cursorrules").read_text()
+    assert info["ide_files"] == list(fx.IDE_FILES) and not set(fx.IDE_FILES) & set(info["user_files"])
     assert not list(praxis.glob("mcp_server/**/__pycache__"))
+
+
+@pytest.mark.slow
+def test_docs_install_has_no_records_and_the_docs_ide_config(tmp_path: Path) -> None:
+    """mode="docs": what upstream's installation docs make — no VERSION.txt, no base manifest, no summary."""
+    src = tmp_path / "src"
+    fx.make_source(src, "v2")
+    project = tmp_path / "project"
+    info = fx.install(src, project, fx.wheelhouse(), user_content=False, mode="docs")
+    praxis = project / ".praxis-os"
+    assert info["mode"] == "docs" and info["base_manifest"] is None
+    assert not (praxis / "VERSION.txt").exists() and not (praxis / "INSTALLATION_SUMMARY.md").exists()
+    assert not (praxis / ".cache" / "base-manifest.json").exists()
+    assert (praxis / "venv" / "bin" / "python").exists()
+    assert (project / ".gitignore").read_text().splitlines() == [".praxis-os/venv/", ".praxis-os/.cache/"]
+    assert json.loads((project / ".cursor" / "mcp.json").read_text()) == {
+        "mcpServers": {fx.MCP_SERVER_KEY["v2"]: fx.mcp_entry("v2")}}
+    assert (project / ".cursorrules").read_text() == fx.CURSORRULES["v2"]
+    assert not (praxis / fx.COMMITTED_RUNTIME_FILE.split("/", 1)[1]).exists()  # committed upstream, not installed
 
 
 @pytest.mark.slow

@@ -196,10 +196,26 @@ def test_inspect_refuses_dirty_trees_and_lists_paths(repo: Path) -> None:
         source.inspect(str(repo))
     git(repo, "checkout", "--", ".")
     for index in range(7):
-        (repo / ("untracked-%d.txt" % index)).write_text("x")
+        (repo / "scripts" / ("untracked-%d.txt" % index)).write_text("x")
     with pytest.raises(ValueError, match=r"untracked-0.txt.*untracked-4.txt and 2 more") as info:
         source.inspect(str(repo))
     assert "untracked-5.txt" not in str(info.value)
+
+
+def test_inspect_judges_cleanliness_on_what_is_installed(repo: Path) -> None:
+    """Upstream commits runtime files (.praxis-os/.cache/mcp_server.log); touching one is not dirt."""
+    runtime = repo / ".praxis-os" / ".cache" / "mcp_server.log"
+    runtime.parent.mkdir(parents=True)
+    runtime.write_text("started\n")
+    git(repo, "add", "-f", str(runtime))
+    git(repo, "commit", "-q", "-m", "commit a runtime file, as upstream does")
+    runtime.write_text("started\nstopped\n")
+    (repo / "notes.txt").write_text("untracked outside the installed trees\n")
+    assert source.inspect(str(repo))["commit"]
+    (repo / "installation").mkdir()
+    (repo / "installation" / "05-venv-mcp.md").write_text("read by the upgrade: must be clean\n")
+    with pytest.raises(ValueError, match=r"installation/05-venv-mcp.md"):
+        source.inspect(str(repo))
 
 
 @pytest.mark.parametrize("remove,needle", [

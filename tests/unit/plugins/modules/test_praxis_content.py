@@ -87,15 +87,34 @@ def test_check_and_diff_plan_everything_and_write_nothing(run_module, install) -
     assert snapshot(install["project"]) == before
 
 
-def test_upgrade_then_rerun_changes_nothing(run_module, install) -> None:
+def plan_and_apply(run_module, args: Dict[str, Any]) -> Dict[str, Any]:
+    planned, failed = run_module(praxis_content, args)
+    assert not failed, planned
+    applied, failed = run_module(praxis_content, dict(args, state="applied"))
+    assert not failed, applied
+    return {"planned": planned, "applied": applied}
+
+
+def test_plan_changes_nothing_live_then_apply_then_rerun_changes_nothing(run_module, install) -> None:
     home, project = install["home"], install["project"]
     server_before = {k: v for k, v in snapshot(home).items() if k.startswith("mcp_server")}
+    live_before = {k: v for k, v in snapshot(project).items() if not k.startswith(".praxis-os/.cache")}
     result, failed = run_module(praxis_content, install["args"])
     assert not failed, result
     assert result["changed"] is True and result["verified"] is True and result["extracted"] is True
     assert result["counts"] == COUNTS and listed(result) == EXPECTED
     assert result["upstream_written"] == ["standards/universal/core.md.upstream"]
-    assert result["staging_dir"] == str(home / ".cache" / "upgrade" / install["v2"]["commit"])
+    staging = home / ".cache" / "upgrade" / install["v2"]["commit"]
+    assert result["staging_dir"] == str(staging) and result["plan_path"] == str(staging / "content-plan.json")
+    # the content phase only stages: the old server still sees v1 files
+    assert {k: v for k, v in snapshot(project).items() if not k.startswith(".praxis-os/.cache")} == live_before
+    plan = json.loads((staging / "content-plan.json").read_text())
+    assert {w["dst"] for w in plan["writes"]} >= {"standards/universal/core.md.upstream", "workflows/wf1/README.md"}
+    assert sorted(d["dst"] for d in plan["deletes"]) == EXPECTED["deleted"]
+
+    applied, failed = run_module(praxis_content, dict(install["args"], state="applied"))
+    assert not failed and applied["changed"] is True and applied["verified"] is True, applied
+    assert applied["upstream_written"] == ["standards/universal/core.md.upstream"]
     assert (home / "standards/universal/core.md").read_text() == "# core, my edits\n"
     assert (home / "standards/universal/core.md.upstream").read_text() == "# core v2\n"
     assert (home / "workflows/wf1/README.md").read_text() == "# wf1 v2\n"
@@ -104,19 +123,38 @@ def test_upgrade_then_rerun_changes_nothing(run_module, install) -> None:
     assert (home / "usage/old.md").exists() and (home / "standards/development/mine.md").exists()
     assert (project / ".gitignore").read_text().splitlines() == list(praxis_content.content.GITIGNORE_ENTRIES)
     assert {k: v for k, v in snapshot(home).items() if k.startswith("mcp_server")} == server_before
+    # applying again (a re-run after a crash) finds everything in place
+    again, failed = run_module(praxis_content, dict(install["args"], state="applied"))
+    assert not failed and again["changed"] is False and len(again["skipped"]) == len(plan["writes"]), again
 
     before = snapshot(project)
     again, failed = run_module(praxis_content, install["args"])
     assert not failed and again["changed"] is False, again
     assert again["counts"]["conflict"] == 1 and again["counts"]["add"] == again["counts"]["delete"] == 0
     assert again["upstream_written"] == [] and again["gitignore_added"] == [] and again["extracted"] is False
-    assert snapshot(project) == before
+    assert {k: v for k, v in snapshot(project).items() if "content-plan" not in k} == {
+        k: v for k, v in before.items() if "content-plan" not in k}
     # Nothing left to write: no archive needed, and check mode agrees that nothing would change.
     args = dict(install["args"])
     del args["archive"]
     for check in (True, False):
         quiet, failed = run_module(praxis_content, args, check_mode=check)
         assert not failed and quiet["changed"] is False, quiet
+
+
+def test_apply_refuses_a_target_changed_since_the_plan(run_module, install) -> None:
+    home = install["home"]
+    result, failed = run_module(praxis_content, install["args"])
+    assert not failed, result
+    (home / "workflows/wf1/README.md").write_text("# edited after the plan\n")
+    applied, failed = run_module(praxis_content, dict(install["args"], state="applied"))
+    assert failed and "changed since the content phase planned" in applied["msg"], applied
+    assert (home / "workflows/wf1/README.md").read_text() == "# edited after the plan\n"
+
+
+def test_apply_without_a_plan_fails_with_next_step(run_module, install) -> None:
+    applied, failed = run_module(praxis_content, dict(install["args"], state="applied"))
+    assert failed and "content plan" in applied["msg"] and "re-run the upgrade" in applied["msg"]
 
 
 def test_without_base_manifest_history_recognises_pristine_files(run_module, install) -> None:
@@ -126,8 +164,8 @@ def test_without_base_manifest_history_recognises_pristine_files(run_module, ins
 
 
 def test_take_upstream_replaces_the_local_copy(run_module, install) -> None:
-    result, failed = run_module(praxis_content, dict(install["args"], conflict_policy="take_upstream"))
-    assert not failed and result["upstream_written"] == []
+    result = plan_and_apply(run_module, dict(install["args"], conflict_policy="take_upstream"))["applied"]
+    assert result["upstream_written"] == []
     assert (install["home"] / "standards/universal/core.md").read_text() == "# core v2\n"
 
 
