@@ -279,6 +279,10 @@ ide_server_pid:
   description: Pid of the IDE-launched server, else null.
   returned: always
   type: int
+ide_reason:
+  description: Why the IDE-launched server is left alone and what to do (restart it in the IDE), else null.
+  returned: always
+  type: str
 index_rebuild:
   description:
     - The search index rebuild requested by O(action=upgrade) (null when none was needed) - C(flag), C(reasons),
@@ -315,7 +319,7 @@ def _base(params):
             "pid_before": None, "pid_after": None, "url": None, "tools": [], "log_file": log,
             "log_offset": procutil.log_size(log), "stopped_by": None, "stop_duration_s": 0.0,
             "swapped": False, "journal_recovered": False, "pip_ran": False, "pip_output_tail": "",
-            "ide_restart_required": False, "ide_server_pid": None, "index_rebuild": None,
+            "ide_restart_required": False, "ide_server_pid": None, "ide_reason": None, "index_rebuild": None,
             "start_attempts": 0, "content_plan_applied": None}
 
 
@@ -390,7 +394,7 @@ def _resolve(params, result):
     result.update(mode=mode, mode_reason=reason)
     found = procutil.classify_server(params["praxis_home"])
     if found["kind"] == "ide":
-        result.update(ide_server_pid=found["pid"])
+        result.update(ide_server_pid=found["pid"], ide_reason=found["reason"])
         if mode == "none":
             result["ide_restart_required"] = True
     return mode
@@ -566,7 +570,7 @@ def do_upgrade(module, params, result):
         extract(params["archive"], params["source_dir"], params["manifest"])
     mode = _resolve(params, result)
     if result["ide_restart_required"]:
-        module.warn(result["mode_reason"])
+        module.warn(result["ide_reason"])
     do_deps(module, params, result)
     changed = result["changed"]
     result["changed"] = False
