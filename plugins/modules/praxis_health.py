@@ -80,10 +80,10 @@ options:
   search_query:
     description:
       - Query for a C(search_standards) smoke call that must return at least one result (the
-        C(praxis_search_query) variable). It proves the new server's search index works: a server
+        C(praxis_search_query) variable). It proves the new server's search index works - a server
         whose index table is missing answers with no results (grep fallback) and is unhealthy.
-      - Both upstream answer shapes are understood (C({"results": [...], "retrieval_method": ...}) as
-        structured content or JSON text, or a bare list). Empty or omitted disables the check.
+      - "Both upstream answer shapes are understood: a C(results) list with C(retrieval_method) and totals, as
+        structured content or JSON text, or a bare list. Empty or omitted disables the check."
     type: str
   fail_on_unhealthy:
     description: Fail the task when the server is unhealthy; otherwise return RV(healthy=false).
