@@ -42,8 +42,9 @@ def search(url: str, query: str = "workflow") -> dict[str, Any]:
 def test_index_table_per_version_flag_rebuild_and_empty_search_without_table(sources: dict[str, Path],
                                                                            tmp_path: Path) -> None:
     v1 = install(sources, tmp_path, "v1")
-    assert not fx.index_dir(v1).exists()
-    pid, url = fx.start_http_server(v1)  # first start: the index directory is missing -> built
+    assert fx.index_tables(v1) == ["agent_os_standards"]  # built by the installation, like upstream's guide
+    shutil.rmtree(fx.index_dir(v1))
+    pid, url = fx.start_http_server(v1)  # a start without the index directory builds it
     try:
         assert fx.index_tables(v1) == ["agent_os_standards"]
         assert search(url)["results"]
@@ -52,6 +53,7 @@ def test_index_table_per_version_flag_rebuild_and_empty_search_without_table(sou
 
     # a v2 server finding only the v1 table: a warning, and search finds nothing (no rebuild without the flag)
     v2 = install(sources, tmp_path, "v2")
+    shutil.rmtree(fx.index_dir(v2))  # the state an upgrade leaves: only the old version's table
     shutil.copytree(fx.index_dir(v1), fx.index_dir(v2))
     offset = fx.log_file(v2).stat().st_size if fx.log_file(v2).exists() else 0
     pid, url = fx.start_http_server(v2)
@@ -101,9 +103,6 @@ def test_dual_server_ignores_sigint_while_its_ide_is_attached_but_not_sigterm(so
 def test_servers_started_at_once_race_for_the_first_free_port(sources: dict[str, Path], tmp_path: Path) -> None:
     """Port choice is check-then-bind: both check the same free port, the slower bind dies (Errno 98)."""
     projects = [install(sources, tmp_path, "v1", name) for name in ("a", "b")]
-    for project in projects:  # build the index first, so both reach the port check together
-        fx.start_http_server(project)
-        fx.stop_server(project)
     procs = []
     first_port = random.randrange(20000, 30000, 100)  # away from 4242, where other servers of this host start
     for project in projects:
