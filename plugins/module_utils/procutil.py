@@ -472,8 +472,8 @@ def start_until_healthy(praxis_home: str, project_dir: str, env: Optional[Dict[s
         offset = log_size(log_path)
         started_after = time.time()
         pid = start_detached(praxis_home, project_dir, env, "http", log_path)
-        waited = wait_for_server(praxis_home, pid, started_after, max(1.0, end - time.monotonic()),
-                                 log_path=log_path, log_offset=offset)
+        budget = timeout if attempt == 1 else max(1.0, end - time.monotonic())  # retries share what is left
+        waited = wait_for_server(praxis_home, pid, started_after, budget, log_path=log_path, log_offset=offset)
         waited.update(attempts=attempt, lost_races=lost, log_offset=offset, started_pid=pid)
         if waited["ok"] or attempt >= attempts or end - time.monotonic() < 1.0:
             return waited

@@ -52,7 +52,7 @@ def mcp_session(target: Any, calls: dict[str, dict[str, Any]] | None = None) -> 
     return anyio.run(run)
 
 
-def run_server(project: Path, transport: str = "stdio", timeout: float = 15) -> subprocess.CompletedProcess[str]:
+def run_server(project: Path, transport: str = "stdio", timeout: float = 45) -> subprocess.CompletedProcess[str]:
     return subprocess.run(fx.server_command(project, transport), cwd=project, env=fx.server_env(project),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -129,6 +129,7 @@ def test_rollback_leaves_no_bytecode_or_index_of_the_new_version(make_fleet: Any
     assert sorted(set(after) - set(before)) == [], "the new version's bytecode/index must be gone"
     assert sorted(set(before) - set(after)) == []
     assert {rel for rel in before if before[rel] != after[rel]} == set()
+    assert fx.read_state(host.project), output(proc)[-4000:] + fx.log_file(host.project).read_text()[-3000:]
     assert search(host.project)["results"]  # the restored v1 server searches its own table
 
 
