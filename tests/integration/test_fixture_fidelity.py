@@ -39,8 +39,8 @@ def search(url: str, query: str = "workflow") -> dict[str, Any]:
     return answer
 
 
-def test_index_table_per_version_flag_rebuild_and_empty_search_without_table(sources: dict[str, Path],
-                                                                           tmp_path: Path) -> None:
+def test_index_table_per_version_flag_rebuild_and_empty_search_without_table(
+        sources: dict[str, Path], tmp_path: Path) -> None:
     v1 = install(sources, tmp_path, "v1")
     assert fx.index_tables(v1) == ["agent_os_standards"]  # built by the installation, like upstream's guide
     shutil.rmtree(fx.index_dir(v1))
@@ -83,8 +83,8 @@ def test_index_table_per_version_flag_rebuild_and_empty_search_without_table(sou
         fx.stop_server(v2)
 
 
-def test_dual_server_ignores_sigint_while_its_ide_is_attached_but_not_sigterm(sources: dict[str, Path],
-                                                                             tmp_path: Path) -> None:
+def test_dual_server_ignores_sigint_while_its_ide_is_attached_but_not_sigterm(
+        sources: dict[str, Path], tmp_path: Path) -> None:
     project = install(sources, tmp_path, "v2")
     proc, url = fx.start_dual_server(project)
     try:

@@ -465,8 +465,8 @@ def test_lost_port_race_is_retried_and_the_offset_follows(home: Path, started: L
     log.parent.mkdir()
     log.write_text("ERROR:    Cancel 0 running task(s), timeout graceful shutdown exceeded\n")
     pauses: List[float] = []
-    waited = procutil.start_until_healthy(str(home), str(home.parent), {"FAKE_BEHAVIOUR": "lose-races",
-                                                                         "FAKE_LOSSES": "2"},
+    env = {"FAKE_BEHAVIOUR": "lose-races", "FAKE_LOSSES": "2"}
+    waited = procutil.start_until_healthy(str(home), str(home.parent), env,
                                           timeout=30, log_path=str(log), sleep=pauses.append,
                                           jitter=lambda low, high: high)
     started.append(waited["pid"] or 0)

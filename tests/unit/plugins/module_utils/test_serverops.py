@@ -306,8 +306,8 @@ def test_rebuild_flag_is_upstreams_own_trigger(tmp_path):
     done = serverops.request_index_rebuild(home, ["standards changed"])
     assert done["already_requested"] is False and serverops.rebuild_pending(home)
     assert serverops.request_index_rebuild(home, ["again"])["already_requested"] is True
-    assert serverops.content_plan_path(home, "abc") == os.path.join(home, ".cache", "upgrade", "abc",
-                                                                     "content-plan.json")
+    plan = os.path.join(home, ".cache", "upgrade", "abc", "content-plan.json")
+    assert serverops.content_plan_path(home, "abc") == plan
 
 
 def test_standards_changed_compares_with_the_backup(tmp_path):
