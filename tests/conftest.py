@@ -18,3 +18,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
 os.environ.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+# The fixture server's index build models a slow embedding step (3 s by default); tests that measure
+# the wait for a rebuild raise it themselves.
+os.environ.setdefault("PRAXIS_FIXTURE_INDEX_BUILD_S", "0.5")

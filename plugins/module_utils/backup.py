@@ -341,6 +341,7 @@ def create(
             atomic_write_bytes(os.path.join(backup_dir, REQUIREMENTS), requirements)
             layout, doc["venv_linked"] = snapshot_venv(venv_path, os.path.join(backup_dir, VENV_SNAPSHOT))
             atomic_write_json(os.path.join(backup_dir, VENV_MANIFEST), layout)
+        doc["residue"] = record_residue(home, rels, backup_dir, doc)  # bytecode: in the manifest, not the count
         doc["dirs"].sort()
         atomic_write_json(os.path.join(backup_dir, MANIFEST), doc)  # last: now the backup is complete
         fsync_dir(backup_root)
@@ -579,8 +580,17 @@ def _restore_file(backup_dir: str, doc: dict, key: str, live: str, changes: _Cha
     changes.copy(key, src, live, mode)
 
 
-def _remove_residue(live: str, key: str, files: Set[str], dirs: Set[str], changes: _Changes) -> None:
-    """Remove what lies under `live` but not in the backup; IGNORE'd caches in kept dirs stay."""
+def _protected(name: str, bytecode_recorded: bool) -> bool:
+    """IGNORE'd names a restore leaves alone; bytecode only when the backup did not record it."""
+    if bytecode_recorded and (name == BYTECODE_DIR or name.endswith(BYTECODE_SUFFIXES)):
+        return False
+    return ignored(name)
+
+
+def _remove_residue(live: str, key: str, files: Set[str], dirs: Set[str], changes: _Changes,
+                    bytecode_recorded: bool = False) -> None:
+    """Remove what lies under `live` but not in the backup; IGNORE'd caches in kept dirs stay (bytecode
+    too, unless the backup recorded the bytecode that existed: then new bytecode is residue)."""
     for current, dirnames, filenames in os.walk(live):
         rel_dir = os.path.relpath(current, live).replace(os.sep, "/")
         ckey = key if rel_dir == "." else key + "/" + rel_dir
@@ -589,11 +599,11 @@ def _remove_residue(live: str, key: str, files: Set[str], dirs: Set[str], change
             if entry in dirs and not os.path.islink(path):
                 continue  # walk into it
             dirnames.remove(name)
-            if entry in files or entry in dirs or not ignored(name):
+            if entry in files or entry in dirs or not _protected(name, bytecode_recorded):
                 changes.remove(entry, path)  # unknown dir, or a dir/symlink where something else belongs
         for name in sorted(filenames):
             path, entry = os.path.join(current, name), ckey + "/" + name
-            if entry not in files and not ignored(name):
+            if entry not in files and not _protected(name, bytecode_recorded):
                 changes.remove(entry, path)
 
 
@@ -610,7 +620,7 @@ def _restore_path(backup_dir: str, doc: dict, live: str, key: str, kind: str, ch
     if changes.exists(live) and not _is_real_dir(live):
         changes.remove(key, live)
     if changes.exists(live):
-        _remove_residue(live, key, files, dirs, changes)
+        _remove_residue(live, key, files, dirs, changes, bool((doc.get("residue") or {}).get("bytecode")))
     for dkey in sorted(dirs):
         path = os.path.join(live, dkey[len(key) + 1:]) if dkey != key else live
         mode = doc["modes"].get(dkey, 0o755)
@@ -681,6 +691,7 @@ def restore(
             )
         for rel, kind in sorted(doc["project_paths"].items()):
             _restore_path(backup_dir, doc, os.path.join(project, rel), PROJECT + "/" + rel, kind, changes)
+    restore_residue(doc, home, changes)
     venv_changes: List[str] = []
     if restore_venv and doc.get("venv"):
         venv_changes = _restore_venv(backup_dir, doc, home, check)
@@ -697,6 +708,84 @@ def restore(
         "venv_change_count": len(venv_changes),
         "duration_s": round(time.monotonic() - started, 3),
     }
+
+
+# --------------------------------------------------------------------------- runtime residue
+# The manifest ignores bytecode (IGNORE) and the server's search index lives outside the backed-up
+# paths, yet both change once the new version runs. A backup records (`residue` in MANIFEST.json) and
+# copies the bytecode of its dirs, the mtimes of their .py files (bytecode is only valid for the
+# source mtime it was compiled from), the index's entries and whether the rebuild flag existed; a
+# restore puts those back and removes the bytecode, index tables and flag the new version added.
+
+BYTECODE_DIR = "__pycache__"
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+INDEX_DIR = ".cache/vector_index"
+REBUILD_FLAG = "standards/.rebuild_index"
+
+
+def record_residue(home: str, rels: Iterable[str], backup_dir: str, doc: dict) -> dict:
+    """Copy the bytecode under the backed-up dirs into the backup (as files of the manifest) and
+    return the residue record: ``bytecode`` (True: recorded), ``mtimes`` {key: ns} of .py and bytecode files,
+    ``index`` (entries of the index dir, None when absent) and ``rebuild_flag``."""
+    mtimes: Dict[str, int] = {}
+    for rel in rels:
+        if doc["paths"].get(rel) != "dir":
+            continue
+        top = os.path.join(home, rel)
+        for current, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if (d == BYTECODE_DIR or not ignored(d))
+                                 and not os.path.islink(os.path.join(current, d)))
+            rel_dir = os.path.relpath(current, top).replace(os.sep, "/")
+            ckey = _key(FILES + "/" + rel, "" if rel_dir == "." else rel_dir)
+            if os.path.basename(current) == BYTECODE_DIR:
+                dirnames[:] = []
+                if ckey not in doc["dirs"]:
+                    doc["dirs"].append(ckey)
+                    doc["modes"][ckey] = _mode(current)
+                os.makedirs(os.path.join(backup_dir, ckey), exist_ok=True)
+                for name in sorted(filenames):
+                    path = os.path.join(current, name)
+                    if name.endswith(BYTECODE_SUFFIXES) and _is_real_file(path):
+                        _copy_one(path, backup_dir, ckey + "/" + name, doc)
+                        mtimes[ckey + "/" + name] = os.stat(path).st_mtime_ns
+                continue
+            for name in filenames:
+                path = os.path.join(current, name)
+                if name.endswith(".py") and _is_real_file(path):
+                    mtimes[ckey + "/" + name] = os.stat(path).st_mtime_ns
+    index = os.path.join(home, INDEX_DIR)
+    return {"bytecode": True, "mtimes": mtimes,
+            "index": sorted(os.listdir(index)) if _is_real_dir(index) else None,
+            "rebuild_flag": os.path.lexists(os.path.join(home, REBUILD_FLAG))}
+
+
+def restore_residue(doc: dict, home: str, changes: _Changes) -> None:
+    """Source mtimes back (so the restored bytecode stays valid), then remove the index tables and the
+    rebuild flag that were not there at backup time. A backup without a record leaves both alone."""
+    residue = doc.get("residue")
+    if not isinstance(residue, dict):
+        return
+    copied = set(changes.restored)
+    for key, ns in sorted((residue.get("mtimes") or {}).items()):
+        if not key.startswith(FILES + "/") or not isinstance(ns, int) or not doc["files"].get(key):
+            continue
+        live = os.path.join(home, check_relpath(key[len(FILES) + 1:]))
+        if key in copied or (_is_real_file(live) and os.stat(live).st_mtime_ns != ns):
+            changes.restored.append(key + " (mtime)")
+            if not changes.check:
+                os.utime(live, ns=(ns, ns))
+    index = os.path.join(home, INDEX_DIR)
+    known = residue.get("index")
+    if known is None:
+        if changes.exists(index):
+            changes.remove(INDEX_DIR, index)
+    elif _is_real_dir(index):
+        for name in sorted(os.listdir(index)):
+            if name not in known:
+                changes.remove(INDEX_DIR + "/" + name, os.path.join(index, name))
+    flag = os.path.join(home, REBUILD_FLAG)
+    if not residue.get("rebuild_flag") and changes.exists(flag):
+        changes.remove(REBUILD_FLAG, flag)
 
 
 # --------------------------------------------------------------------------- list / prune

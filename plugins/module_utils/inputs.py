@@ -79,6 +79,9 @@ VARIABLES: Tuple[Var, ...] = (
         roles=("validate",)),
     Var("praxis_smoke_calls", "list", ["get_server_info"], "Tools called without arguments after the upgrade; "
         "each must answer without an error.", elements="str", roles=("validate",)),
+    Var("praxis_search_query", "str", "workflow standards", "Query of a C(search_standards) call that must return "
+        "at least one result after the upgrade (the new server's search index is rebuilt when standards or "
+        "mcp_server changed); an empty string disables the check.", roles=("validate",)),
     Var("praxis_conflict_policy", "str", "keep_local", "A locally modified file that upstream also changed: "
         "C(keep_local) (keep it, write C(<name>.upstream) beside it), C(take_upstream) (replace it; the local copy "
         "stays in the backup) or C(fail) (roll back).", choices=("keep_local", "take_upstream", "fail"),

@@ -414,19 +414,61 @@ def _smoke_items(smoke_calls: Iterable[Any]) -> List[Tuple[str, Dict[str, Any]]]
     return items
 
 
+SEARCH_TOOL = "search_standards"
+
+
+def _search_payload(value: Any) -> Optional[Dict[str, Any]]:
+    """The ``{"results": [...], ...}`` answer inside a tool result value (unwrapping ``{"result": ...}``)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("results"), list):
+            return value
+        if "result" in value:
+            return _search_payload(value["result"])
+    if isinstance(value, list):
+        return {"results": value}
+    return None
+
+
+def search_outcome(answer: Dict[str, Any]) -> Dict[str, Any]:
+    """How many results a ``search_standards`` call returned, from either prAxIs OS answer shape.
+
+    Upstream (both the agent-os and the praxis-os releases) answers ``{"results": [...],
+    "total_tokens", "retrieval_method", "query_time_ms"}`` (``{"error", "results": []}`` on failure),
+    as structured content and/or as JSON text; older servers answered a bare list. Returns
+    ``results`` (a count), ``retrieval_method`` and ``error`` (or None).
+    """
+    payload = _search_payload(answer.get("structuredContent"))
+    if payload is None:
+        for item in answer.get("content") or []:
+            if isinstance(item, dict) and item.get("type") == "text":
+                try:
+                    payload = _search_payload(json.loads(item.get("text") or ""))
+                except ValueError:
+                    continue
+                if payload is not None:
+                    break
+    if payload is None:
+        return {"results": 0, "retrieval_method": None,
+                "error": "the answer is not a search result: %s" % (content_text(answer, 200) or "(empty)")}
+    error = payload.get("error")
+    return {"results": len(payload["results"]), "retrieval_method": payload.get("retrieval_method"),
+            "error": str(error) if error else None}
+
+
 def empty_result(transport: str, error: Optional[str] = None) -> Dict[str, Any]:
     """A health result with nothing learned yet (unhealthy when ``error`` is given)."""
     return {"healthy": False, "transport": transport, "server_name": None,
             "server_version": None, "protocol_version": None, "tools": [], "missing_tools": [],
-            "tool_count": 0, "response_time_ms": None, "smoke_results": {},
+            "tool_count": 0, "response_time_ms": None, "smoke_results": {}, "search": None,
             "errors": [error] if error else []}
 
 
 def probe(transport: str, url: Optional[str] = None, command: Optional[Sequence[str]] = None,
           cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, timeout: float = 60.0,
           expected_tools: Iterable[str] = (), min_tools: int = 1, smoke_calls: Iterable[Any] = (),
-          log_hint: str = "the server log") -> Dict[str, Any]:
-    """Handshake, list tools, run smoke calls; return the health result (never raises McpError)."""
+          log_hint: str = "the server log", search_query: Optional[str] = None) -> Dict[str, Any]:
+    """Handshake, list tools, run smoke calls and (with ``search_query``) a search that must find
+    something; return the health result (never raises McpError)."""
     result = empty_result(transport)
     errors = result["errors"]  # type: List[str]
     deadline = Deadline(timeout)
@@ -469,6 +511,8 @@ def probe(transport: str, url: Optional[str] = None, command: Optional[Sequence[
             result["smoke_results"][name] = {"ok": not is_error, "is_error": is_error, "text": text}
             if is_error:
                 errors.append("call %s returned an error: %s" % (name, text or "(no text)"))
+        if search_query:
+            result["search"] = _search_smoke(session, search_query, errors)
     except McpError as exc:
         errors.append(str(exc))
     finally:
@@ -476,6 +520,29 @@ def probe(transport: str, url: Optional[str] = None, command: Optional[Sequence[
             conn.close()
     result["healthy"] = not errors
     return result
+
+
+def _search_smoke(session: McpSession, query: str, errors: List[str]) -> Dict[str, Any]:
+    """Call search_standards(query); no result at all makes the server unhealthy."""
+    outcome = {"query": query, "results": 0, "retrieval_method": None, "error": None}
+    try:
+        answer = session.call_tool(SEARCH_TOOL, {"query": query})
+    except RpcError as exc:
+        outcome["error"] = str(exc)
+    else:
+        if answer.get("isError"):
+            outcome["error"] = content_text(answer, 300) or "(no text)"
+        else:
+            outcome.update(search_outcome(answer))
+    if outcome["error"]:
+        errors.append("search smoke call %s(query=%r) failed: %s" % (SEARCH_TOOL, query, outcome["error"]))
+    elif not outcome["results"]:
+        errors.append("search smoke call %s(query=%r) returned no results (retrieval %s): the server's search "
+                      "index is missing or empty (the log says whether it fell back to grep); rebuild it by "
+                      "creating standards/.rebuild_index and restarting the server, or set "
+                      "praxis_search_query to a query your standards match (empty disables the check)"
+                      % (SEARCH_TOOL, query, outcome["retrieval_method"] or "unknown"))
+    return outcome
 
 
 # ---------------------------------------------------------------- installed server helpers

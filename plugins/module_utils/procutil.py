@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from urllib.parse import urlsplit
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json
 from ansible_collections.praxis.upgrade.plugins.module_utils.mcp_client import (
@@ -148,6 +151,44 @@ def verified_server_pid(praxis_home: str) -> Tuple[Optional[int], str]:
         return None, "state file %s names no valid pid" % state_file_path(praxis_home)
     ok, reason = check_server_pid(pid, praxis_home)
     return (pid if ok else None), reason
+
+
+IDE_TRANSPORTS = ("stdio", "dual")
+
+
+def classify_server(praxis_home: str) -> dict:
+    """The one rule for "is this our server": what runs for this installation and who owns it.
+
+    ``kind`` is ``http`` (a verified mcp_server pid of this project serving http only: this project
+    started it detached, so an upgrade may stop and restart it), ``ide`` (a verified pid whose state
+    file says ``stdio`` or ``dual``: an editor launched it and talks to it over stdin; it is never
+    signalled or replaced) or ``none`` (no state file, a stale or foreign pid). Also ``pid``,
+    ``transport`` and ``reason``.
+    """
+    state = read_server_state(praxis_home)
+    if state is None:
+        return {"kind": "none", "pid": None, "transport": None,
+                "reason": "no state file at %s: no server runs in http mode" % state_file_path(praxis_home)}
+    pid = _state_pid(state)
+    transport = state.get("transport") if isinstance(state.get("transport"), str) else None
+    if pid is None:
+        return {"kind": "none", "pid": None, "transport": transport,
+                "reason": "state file %s names no valid pid" % state_file_path(praxis_home)}
+    ok, why = check_server_pid(pid, praxis_home)
+    if not ok:
+        return {"kind": "none", "pid": None, "transport": transport, "reason": why}
+    if transport in IDE_TRANSPORTS:
+        return {"kind": "ide", "pid": pid, "transport": transport,
+                "reason": ("IDE-launched server: pid %d runs with --transport %s (its editor talks to it over "
+                           "stdin); it is never stopped or replaced — restart the IDE's MCP server after the "
+                           "upgrade to load the new version" % (pid, transport))}
+    return {"kind": "http", "pid": pid, "transport": transport or "http", "reason": why}
+
+
+def our_http_server_pid(praxis_home: str) -> Tuple[Optional[int], str]:
+    """(pid, reason): the pid this project may stop and restart (classify_server kind ``http``)."""
+    found = classify_server(praxis_home)
+    return (found["pid"] if found["kind"] == "http" else None), found["reason"]
 
 
 # ---------------------------------------------------------------- stop / start
@@ -287,6 +328,49 @@ def _state_url(state: dict) -> Optional[str]:
     return str(url) if url else None
 
 
+def _listening_inodes(port: int) -> Set[str]:
+    """Socket inodes listening on TCP ``port`` (any address), from /proc/net/tcp and tcp6."""
+    inodes = set()  # type: Set[str]
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, "r", encoding="ascii") as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_owned_by(pid: int, port: int) -> Optional[bool]:
+    """Whether ``pid`` holds the socket listening on ``port``: True, False (another process, or nothing,
+    listens) or None (cannot tell: its fds are not readable for this user)."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return None
+    wanted = set("socket:[%s]" % inode for inode in inodes)
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _url_port(url: str) -> Optional[int]:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
 def _fresh(state: Optional[dict], pid: Optional[int], started_after: float) -> bool:
     if not state:
         return False
@@ -329,10 +413,18 @@ def wait_for_server(praxis_home: str, pid: Optional[int], started_after: float, 
                 result.update(pid=spid, url=url)
                 answer = probe("http", url=url, timeout=max(0.5, min(10.0, end - time.monotonic())),
                                min_tools=0, log_hint=log_path)
-                if answer["healthy"]:
+                port = _url_port(url)
+                owner = port_owned_by(spid, port) if (answer["healthy"] and port) else None
+                if answer["healthy"] and owner is False:
+                    # upstream publishes its port before binding it: what answered is another
+                    # server on that port (this one lost the race or has not bound yet)
+                    last_problem = ("port %d answers but pid %d does not hold it (another server took it)"
+                                    % (port, spid))
+                elif answer["healthy"]:
                     result.update(ok=True, tools=answer["tools"])
                     break
-                last_problem = "; ".join(answer["errors"])
+                else:
+                    last_problem = "; ".join(answer["errors"])
         if time.monotonic() >= end:
             result["error"] = ("no healthy answer within %g s (%s); see %s:\n%s"
                                % (timeout, last_problem, log_path, log_tail(log_path, log_offset)))
@@ -342,6 +434,53 @@ def wait_for_server(praxis_home: str, pid: Optional[int], started_after: float, 
     if result["error"]:
         result["log_tail"] = log_tail(log_path, log_offset)
     return result
+
+
+PORT_RACE_RE = re.compile(r"\[Errno 98\]|address already in use", re.IGNORECASE)
+PORT_RACE_ATTEMPTS = 5
+
+
+def lost_port_race(log_path: str, offset: int) -> bool:
+    """Whether the log since ``offset`` says a bind failed because the port was taken."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, offset))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return bool(PORT_RACE_RE.search(text))
+
+
+def start_until_healthy(praxis_home: str, project_dir: str, env: Optional[Dict[str, object]], timeout: float,
+                        log_path: Optional[str] = None, attempts: int = PORT_RACE_ATTEMPTS,
+                        sleep: Callable[[float], None] = time.sleep,
+                        jitter: Callable[[float, float], float] = random.uniform) -> dict:
+    """Start the server detached in http mode and wait for it; a start that lost the port race
+    (the process exited and its log says the address was in use: another installation's server,
+    started at the same moment, bound the port it had checked) is retried after a random pause.
+
+    Returns wait_for_server's result plus ``attempts``, ``lost_races`` (pids that lost) and
+    ``log_offset`` (where the successful attempt's output starts: earlier attempts' lines are not
+    this server's).
+    """
+    log_path = log_path or log_path_for(praxis_home)
+    end = time.monotonic() + timeout
+    lost = []  # type: List[int]
+    attempt = 0
+    while True:
+        attempt += 1
+        offset = log_size(log_path)
+        started_after = time.time()
+        pid = start_detached(praxis_home, project_dir, env, "http", log_path)
+        budget = timeout if attempt == 1 else max(1.0, end - time.monotonic())  # retries share what is left
+        waited = wait_for_server(praxis_home, pid, started_after, budget, log_path=log_path, log_offset=offset)
+        waited.update(attempts=attempt, lost_races=lost, log_offset=offset, started_pid=pid)
+        if waited["ok"] or attempt >= attempts or end - time.monotonic() < 1.0:
+            return waited
+        if not (is_stopped(pid) and lost_port_race(log_path, offset)):
+            return waited
+        lost.append(pid)
+        sleep(min(jitter(0.2, 1.0) * attempt, max(0.0, end - time.monotonic() - 1.0)))
 
 
 # ---------------------------------------------------------------- systemd
@@ -400,8 +539,9 @@ def systemd_main_pid(unit: str, scope: str = "system", executable: str = SYSTEMC
 # ---------------------------------------------------------------- mode
 
 def resolve_mode(requested: str, systemd_unit: Optional[str], praxis_home: str) -> Tuple[str, str]:
-    """(mode, reason) per SPEC 5: ``auto`` -> systemd if a unit is set, else process if a verified pid
-    of this project runs, else none."""
+    """(mode, reason) per SPEC 5: ``auto`` -> systemd if a unit is set, else process if this project's
+    detached http server runs (classify_server ``http``), else none -- an IDE's stdio/dual server
+    included: it belongs to the editor."""
     if requested not in MODES:
         raise ValueError("server mode %r is unknown; use one of %s" % (requested, ", ".join(MODES)))
     if requested == "systemd" and not systemd_unit:
@@ -411,7 +551,9 @@ def resolve_mode(requested: str, systemd_unit: Optional[str], praxis_home: str) 
         return requested, "requested"
     if systemd_unit:
         return "systemd", "systemd unit %s is set" % systemd_unit
-    pid, why = verified_server_pid(praxis_home)
-    if pid is not None:
-        return "process", why
-    return "none", "no live server of this project (%s): IDE-launched, nothing to restart" % why
+    found = classify_server(praxis_home)
+    if found["kind"] == "http":
+        return "process", found["reason"]
+    if found["kind"] == "ide":
+        return "none", found["reason"]
+    return "none", "no live server of this project (%s): IDE-launched, nothing to restart" % found["reason"]

@@ -50,6 +50,7 @@ def build_summary(session: dict, source: dict, outcome: str, pruned: Iterable[st
         "response_time_ms": evidence["validate"].get("response_time_ms"),
         "pip_ran": evidence["server"].get("pip_ran"),
         "server_mode": evidence["server"].get("mode"),
+        "ide_restart_required": bool(evidence["server"].get("ide_restart_required")),
         "pruned_backups": list(pruned),
         "started_at": session.get("started_at"),
         "finished_at": utc_stamp(),
@@ -214,6 +215,8 @@ def _notes(row: dict) -> str:
     notes = []
     if row.get("failed_phase"):
         notes.append("%s: %s" % (row["failed_phase"], row.get("reason", "")))
+    if row.get("ide_restart_required"):
+        notes.append("restart the IDE's MCP server (it still runs the old version)")
     previous = row.get("lock_taken_over")
     if previous:
         notes.append("took over the stale lock of session %s (%s)" % (previous.get("session_id"),

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 from ansible_collections.praxis.upgrade.plugins.module_utils import faults, state
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
+    atomic_write_bytes,
     copy_file_atomic,
     fsync_dir,
     remove_path,
@@ -30,10 +31,17 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
     compare,
+    load_manifest,
     validate_manifest,
 )
 
 PREFIX = "mcp_server/"
+# Upstream's own mechanism: a server that finds this flag at start rebuilds its search index
+# (before it listens) and removes the flag; on failure it logs an ERROR and keeps the flag.
+REBUILD_FLAG = os.path.join("standards", ".rebuild_index")
+# Upstream's default index location (config rag.index_path); one directory per table inside.
+INDEX_DIR = os.path.join(".cache", "vector_index")
+# Where the content phase leaves its staged plan for the server phase to apply after the stop.
 SWAP_OP = "swap"
 PIP_TAIL = 3000
 ROLLBACK_HINT = "playbooks/rollback.yml"
@@ -260,9 +268,10 @@ def unsatisfied_requirements(python: str, requirements: str, timeout: float = 60
 def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional[str], pip_args: Sequence[str] = (),
                         check: bool = False, timeout: float = 900.0,
                         post_install_commands: Sequence[Sequence[str]] = (),
-                        env: Optional[Dict[str, object]] = None,
+                        env: Optional[Dict[str, object]] = None, requirements: Optional[str] = None,
                         previous_requirements_key: Optional[str] = None) -> dict:
-    """Install `mcp_server/requirements.txt` into the venv unless it is unchanged and satisfied.
+    """Install `mcp_server/requirements.txt` (or `requirements`, e.g. the staged new version's) into the
+    venv unless it is unchanged and satisfied.
 
     Unchanged means the same file hash, or the same requirement set (`requirements.requirements_key`:
     comments, blank lines and order do not count) as `previous_requirements_key`.
@@ -274,7 +283,7 @@ def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional
     begin = time.monotonic()
     home = os.path.abspath(praxis_home)
     python = os.path.join(home, "venv", "bin", "python")
-    requirements = os.path.join(home, "mcp_server", "requirements.txt")
+    requirements = requirements or os.path.join(home, "mcp_server", "requirements.txt")
     result = {"changed": False, "pip_ran": False, "would_run_pip": False, "reason": None,
               "requirements_sha256": None, "previous_requirements_sha256": previous_requirements_sha256,
               "unsatisfied": [], "pip_output_tail": "", "warnings": [], "duration_s": 0.0}
@@ -358,3 +367,49 @@ def _post_install(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[
 def _done(result: dict, begin: float) -> dict:
     result["duration_s"] = round(time.monotonic() - begin, 3)
     return result
+
+
+# ---------------------------------------------------------------- search index
+
+def standards_changed(praxis_home: str, backup_dir: Optional[str]) -> Optional[bool]:
+    """Whether the installed standards differ from those in the session's backup (taken before any
+    change); None when there is no readable backup to compare with."""
+    if not backup_dir:
+        return None
+    try:
+        doc = load_manifest(os.path.join(backup_dir, "MANIFEST.json"))
+    except ValueError:
+        return None
+    home = os.path.abspath(praxis_home)
+    roots = sorted(rel for rel in (doc.get("paths") or {}) if rel == "standards" or rel.startswith("standards/"))
+    if not roots:
+        return None
+    before = {key[len("files/"):]: digest for key, digest in doc["files"].items()
+              if any(key.startswith("files/%s/" % root) for root in roots)}
+    now = {}  # type: Dict[str, str]
+    for root in roots:
+        now.update(build_manifest(os.path.join(home, root), prefix=root + "/"))
+    return before != now
+
+
+def rebuild_flag_path(praxis_home: str) -> str:
+    return os.path.join(os.path.abspath(praxis_home), REBUILD_FLAG)
+
+
+def request_index_rebuild(praxis_home: str, reasons: Sequence[str], check: bool = False) -> dict:
+    """Create ``standards/.rebuild_index`` so the next server start rebuilds its search index.
+
+    Returns ``flag``, ``reasons`` and ``already_requested`` (the flag was there already).
+    """
+    flag = rebuild_flag_path(praxis_home)
+    existed = os.path.exists(flag)
+    if not check and not existed:
+        atomic_write_bytes(flag, ("search index rebuild requested by praxis.upgrade: %s\n"
+                                  % "; ".join(reasons)).encode("utf-8"))
+    return {"flag": flag, "reasons": list(reasons), "already_requested": existed}
+
+
+def rebuild_pending(praxis_home: str) -> bool:
+    """True while the rebuild flag exists (the server removes it once the index is rebuilt)."""
+    return os.path.exists(rebuild_flag_path(praxis_home))
+

@@ -79,6 +79,14 @@ options:
     type: list
     elements: raw
     default: []
+  search_query:
+    description:
+      - Query for a C(search_standards) smoke call that must return at least one result (the
+        C(praxis_search_query) variable). It proves the new server's search index works - a server
+        whose index table is missing answers with no results (grep fallback) and is unhealthy.
+      - "Both upstream answer shapes are understood: a C(results) list with C(retrieval_method) and totals, as
+        structured content or JSON text, or a bare list. Empty or omitted disables the check."
+    type: str
   fail_on_unhealthy:
     description: Fail the task when the server is unhealthy; otherwise return RV(healthy=false).
     type: bool
@@ -122,6 +130,7 @@ EXAMPLES = r"""
     praxis_home: /srv/app/.praxis-os
     expected_tools: [get_server_info, search_standards]
     smoke_calls: [get_server_info]
+    search_query: workflow standards
     timeout: 60
 
 - name: Spawn the installed server over stdio (IDE-launched installs)
@@ -203,6 +212,12 @@ smoke_results:
   description: Per smoke call, C(ok), C(is_error) and the (truncated) C(text) of the result.
   returned: always
   type: dict
+search:
+  description:
+    - The O(search_query) smoke call, null without one; C(query), C(results) (how many),
+      C(retrieval_method) (C(vector), C(grep_fallback)...) and C(error).
+  returned: always
+  type: dict
 errors:
   description: What failed, one sentence each, with what to do.
   returned: always
@@ -255,7 +270,8 @@ def probe_once(params, budget):
         env.update((str(k), str(v)) for k, v in params["env"].items())
     result = probe(params["transport"], url=url, command=command, cwd=cwd, env=env, timeout=budget,
                    expected_tools=params["expected_tools"], min_tools=params["min_tools"],
-                   smoke_calls=params["smoke_calls"], log_hint=log_hint)
+                   smoke_calls=params["smoke_calls"], log_hint=log_hint,
+                   search_query=params["search_query"] or None)
     result.update(url=url if params["transport"] == "http" else None, pid=pid)
     return result
 
@@ -275,6 +291,7 @@ def main():
             expected_tools=dict(type="list", elements="str", default=[]),
             min_tools=dict(type="int", default=1),
             smoke_calls=dict(type="list", elements="raw", default=[]),
+            search_query=dict(type="str"),
             fail_on_unhealthy=dict(type="bool", default=True),
             retries=dict(type="int", default=0),
             retry_delay=dict(type="float", default=2.0),

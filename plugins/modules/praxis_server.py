@@ -20,11 +20,23 @@ description:
     O(action=stop) does it before stopping, as a rollback needs).
   - O(action=deps) runs C(pip install -r mcp_server/requirements.txt) in the installation's venv unless
     the requirements file is unchanged and every requirement is already installed.
-  - O(action=upgrade) is the whole server phase in one task, O(action=swap) then O(action=deps) then
-    O(action=restart); with O(record_phase) it records the phase in the session when all three succeeded.
+  - O(action=upgrade) is the whole server phase in one task, ordered for the least downtime - the new
+    requirements (from O(source_dir)) are installed while the old server still runs; then the old server is
+    stopped, a content plan staged by the content phase (C(<source_dir>/content-plan.json)) is applied, the
+    swap is done, C(standards/.rebuild_index) is created when C(mcp_server/) or the standards changed
+    (upstream's own trigger - the new server rebuilds its search index before it listens, so the wait for a
+    healthy answer includes the rebuild, within O(timeout)), and the new server is started. With
+    O(record_phase) it records the phase in the session when all steps succeeded.
+  - The log offset returned (and recorded) is taken after the old server is gone and after any start that
+    lost a port race, so only the new server's own lines are judged later.
   - O(action=restart), O(action=stop) and O(action=start) act per server mode (C(none), C(process),
     C(systemd)); C(auto) resolves to C(systemd) when O(systemd_unit) is set, else C(process) when the
-    state file names a live server of this project, else C(none).
+    state file names this project's detached http server, else C(none). A server whose state file says
+    C(stdio) or C(dual) was launched by an IDE - it is never stopped or replaced; C(auto) resolves to
+    C(none) and the result says the IDE must restart its MCP server (RV(ide_restart_required)), and an
+    explicit C(process) mode is refused.
+  - A start in process mode that loses the port race (the new process exits with C(address already in use)
+    because another server bound the port it had checked) is retried after a random pause.
   - A pid is signalled only when the state file names it, it is alive, it runs C(mcp_server) and it
     belongs to this project (cwd or C(PYTHONPATH)); servers are never looked up by name.
   - After a (re)start the module waits for a fresh state file and a healthy MCP handshake.
@@ -226,7 +238,7 @@ log_file:
   returned: always
   type: str
 log_offset:
-  description: Size of the log before the new server starts (after the old one stopped); its new lines start at this byte.
+  description: Size of the log once the old server was gone (before the successful start); the new server's lines start at this byte.
   returned: always
   type: int
 stopped_by:
@@ -265,6 +277,32 @@ deps:
   description: Dependency decision - C(reason), C(requirements_sha256), C(unsatisfied), C(would_run_pip).
   returned: when action is deps
   type: dict
+ide_restart_required:
+  description: An IDE-launched (stdio/dual) server of this project runs and was left alone; restart it in the IDE.
+  returned: always
+  type: bool
+ide_server_pid:
+  description: Pid of the IDE-launched server, else null.
+  returned: always
+  type: int
+ide_reason:
+  description: Why the IDE-launched server is left alone and what to do (restart it in the IDE), else null.
+  returned: always
+  type: str
+index_rebuild:
+  description:
+    - The search index rebuild requested by O(action=upgrade) (null when none was needed) - C(flag), C(reasons),
+      C(already_requested), C(waited_s) (until the new server answered) and C(done) (the server removed the flag).
+  returned: always
+  type: dict
+start_attempts:
+  description: Server starts made in process mode (more than 1 after lost port races).
+  returned: always
+  type: int
+content_plan_applied:
+  description: Path of the staged content plan applied with the server stopped, else null.
+  returned: always
+  type: str
 duration_s:
   description: Seconds the module took.
   returned: always
@@ -275,7 +313,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, serverops
+from ansible_collections.praxis.upgrade.plugins.module_utils import content, procutil, serverops, state
 from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
@@ -286,7 +324,15 @@ def _base(params):
     return {"changed": False, "action": params["action"], "mode": None, "mode_reason": None, "plan": [],
             "pid_before": None, "pid_after": None, "url": None, "tools": [], "log_file": log,
             "log_offset": procutil.log_size(log), "stopped_by": None, "stop_duration_s": 0.0,
-            "swapped": False, "journal_recovered": False, "pip_ran": False, "pip_output_tail": ""}
+            "swapped": False, "journal_recovered": False, "pip_ran": False, "pip_output_tail": "",
+            "ide_restart_required": False, "ide_server_pid": None, "ide_reason": None, "index_rebuild": None,
+            "start_attempts": 0, "content_plan_applied": None}
+
+
+def _mark_log(result):
+    """New log lines start here: taken once the old server is gone, so its shutdown lines (uvicorn
+    logs an ERROR on every signalled stop) are never blamed on the new server."""
+    result["log_offset"] = procutil.log_size(result["log_file"])
 
 
 def do_swap(module, params, result):
@@ -318,13 +364,24 @@ def do_recover(module, params, result):
                           "%s the swap interrupted at step %s" % (recovery["action"], recovery["step"]))
 
 
+def _requirements_for(params):
+    """The new version's requirements: the source's before the swap (upgrade installs them while the
+    old server still runs), else the live tree's."""
+    if params["action"] == "upgrade" and params["source_dir"]:
+        staged = os.path.join(params["source_dir"], "mcp_server", "requirements.txt")
+        if os.path.isfile(staged):
+            return staged
+    return None
+
+
 def do_deps(module, params, result):
     try:
         deps = serverops.ensure_dependencies(
             params["praxis_home"], params["previous_requirements_sha256"], params["pip_args"],
             check=module.check_mode, timeout=params["pip_timeout"],
             post_install_commands=[[str(a) for a in c] for c in params["post_install_commands"]],
-            env=params["server_env"], previous_requirements_key=params["previous_requirements_key"])
+            env=params["server_env"], requirements=_requirements_for(params),
+            previous_requirements_key=params["previous_requirements_key"])
     except serverops.DependencyError as exc:
         result["pip_output_tail"] = exc.output_tail
         raise
@@ -342,14 +399,24 @@ def do_deps(module, params, result):
 def _resolve(params, result):
     mode, reason = procutil.resolve_mode(params["mode"], params["systemd_unit"], params["praxis_home"])
     result.update(mode=mode, mode_reason=reason)
+    found = procutil.classify_server(params["praxis_home"])
+    if found["kind"] == "ide":
+        result.update(ide_server_pid=found["pid"], ide_reason=found["reason"])
+        if mode == "none":
+            result["ide_restart_required"] = True
     return mode
 
 
 def _stop_process(module, params, result):
-    pid, why = procutil.verified_server_pid(params["praxis_home"])
+    found = procutil.classify_server(params["praxis_home"])
+    if found["kind"] == "ide":
+        raise procutil.ProcessError(
+            "server mode process, but %s. Next: set praxis_server_mode to auto or none (the IDE keeps its "
+            "server; restart it there after the upgrade), or quit the IDE's MCP server first" % found["reason"])
+    pid = found["pid"] if found["kind"] == "http" else None
     result["pid_before"] = pid
     if pid is None:
-        result["plan"].append("nothing to stop (%s)" % why)
+        result["plan"].append("nothing to stop (%s)" % found["reason"])
         return
     result["changed"] = True
     if module.check_mode:
@@ -366,13 +433,32 @@ def _stop_process(module, params, result):
 def _wait(module, params, result, pid, started_after):
     waited = procutil.wait_for_server(params["praxis_home"], pid, started_after, params["timeout"],
                                       log_offset=result["log_offset"])
+    _waited(module, params, result, waited)
+
+
+def _waited(module, params, result, waited):
     result.update(pid_after=waited["pid"], url=waited["url"], tools=waited["tools"])
+    rebuild = result.get("index_rebuild")
+    if rebuild is not None:
+        rebuild.update(waited_s=waited["waited_s"],
+                       done=bool(waited["ok"]) and not serverops.rebuild_pending(params["praxis_home"]))
     if not waited["ok"]:
-        module.fail_json(msg="the server of %s did not come up healthy: %s. Next: fix the cause in the log, "
+        hint = ""
+        if rebuild is not None and serverops.rebuild_pending(params["praxis_home"]):
+            hint = (" (the new server was still rebuilding its search index: %s exists; a real rebuild takes "
+                    "minutes on small hosts — raise praxis_health_timeout)" % rebuild["flag"])
+        module.fail_json(msg="the server of %s did not come up healthy: %s%s. Next: fix the cause in the log, "
                              "then re-run the play (or roll back with playbooks/rollback.yml)"
-                             % (params["project_dir"], waited["error"]), **result)
+                             % (params["project_dir"], waited["error"], hint), **result)
     result["plan"].append("server pid %s answers MCP at %s (%d tools) after %.1f s"
                           % (waited["pid"], waited["url"], len(waited["tools"]), waited["waited_s"]))
+    if rebuild is not None:
+        if rebuild["done"]:
+            module.warn("the new server rebuilt its search index (%s) and answered after %.1f s"
+                        % ("; ".join(rebuild["reasons"]), waited["waited_s"]))
+        else:
+            module.warn("the new server answers but %s is still there: its search index rebuild failed "
+                        "(see %s); validate will check search" % (rebuild["flag"], result["log_file"]))
 
 
 def _start_process(module, params, result):
@@ -380,11 +466,14 @@ def _start_process(module, params, result):
     if module.check_mode:
         result["plan"].append("would start the server detached in http mode (log %s)" % result["log_file"])
         return
-    started_after = time.time()
-    pid = procutil.start_detached(params["praxis_home"], params["project_dir"], params["server_env"], "http",
-                                  result["log_file"])
-    result["plan"].append("started pid %d detached in http mode" % pid)
-    _wait(module, params, result, pid, started_after)
+    waited = procutil.start_until_healthy(params["praxis_home"], params["project_dir"], params["server_env"],
+                                          params["timeout"], log_path=result["log_file"])
+    result.update(log_offset=waited["log_offset"], start_attempts=waited["attempts"])
+    for lost in waited["lost_races"]:
+        result["plan"].append("start pid %d lost the port race (address already in use: another server took "
+                              "the port it had checked); retried" % lost)
+    result["plan"].append("started pid %d detached in http mode" % waited["started_pid"])
+    _waited(module, params, result, waited)
 
 
 def _systemd(module, params, result, verb):
@@ -413,6 +502,7 @@ def do_restart(module, params, result):
         _systemd(module, params, result, "restart")
     else:
         _stop_process(module, params, result)
+        _mark_log(result)
         _start_process(module, params, result)
 
 
@@ -427,6 +517,7 @@ def do_stop(module, params, result):
         _systemd(module, params, result, "stop")
     else:
         _stop_process(module, params, result)
+    _mark_log(result)
 
 
 def do_start(module, params, result):
@@ -436,7 +527,7 @@ def do_start(module, params, result):
     elif mode == "systemd":
         _systemd(module, params, result, "start")
     else:
-        pid, why = procutil.verified_server_pid(params["praxis_home"])
+        pid, why = procutil.our_http_server_pid(params["praxis_home"])
         if pid is not None:
             result.update(pid_before=pid, pid_after=pid)
             result["plan"].append("already running: %s" % why)
@@ -444,14 +535,74 @@ def do_start(module, params, result):
         _start_process(module, params, result)
 
 
+def _apply_content_plan(module, params, result):
+    """Content staged by the content phase goes live here, with the old server stopped."""
+    plan_file = content.plan_path(os.path.abspath(params["praxis_home"]), os.path.basename(params["source_dir"]))
+    if not os.path.isfile(plan_file):
+        return
+    if module.check_mode:
+        result["plan"].append("would apply the staged content plan %s" % plan_file)
+        return
+    applied = content.apply_plan(params["praxis_home"], params["project_dir"], plan_file)
+    result["content_plan_applied"] = plan_file
+    result["changed"] = True
+    result["plan"].append("applied the staged content plan %s%s"
+                          % (plan_file, (": %s" % applied) if isinstance(applied, (str, int)) else ""))
+
+
+def _request_rebuild(module, params, result):
+    """Trigger upstream's own index rebuild when the server code or the standards changed."""
+    reasons = []
+    swap = result.get("swap") or {}
+    if result["swapped"] or any(swap.get(k) for k in ("added", "updated", "removed")):
+        reasons.append("mcp_server changed (its index schema or table name may differ)")
+    session = state.load(params["state_file"]) or {}
+    if serverops.standards_changed(params["praxis_home"], session.get("backup_path")):
+        reasons.append("standards changed")
+    if not reasons:
+        return
+    request = serverops.request_index_rebuild(params["praxis_home"], reasons, check=module.check_mode)
+    result["index_rebuild"] = dict(request, waited_s=None, done=False)
+    result["changed"] = True
+    result["plan"].append("%s %s so the new server rebuilds its search index (%s)"
+                          % ("would create" if module.check_mode else "created", request["flag"], "; ".join(reasons)))
+
+
 def do_upgrade(module, params, result):
-    """The server phase in one call: swap, dependencies, restart; record it when all succeeded."""
-    changed = False
-    for step in (do_swap, do_deps, do_restart):
-        step(module, params, result)
-        changed = changed or result["changed"]
-    result["changed"] = changed
-    evidence_keys = ("swapped", "pip_ran", "mode", "pid_after", "log_offset")
+    """The server phase in one call, downtime kept to stop -> apply staged content -> swap -> start:
+    dependencies are installed while the old server still runs; records the phase when all succeeded."""
+    if params["archive"] and not module.check_mode and not os.path.isdir(params["source_dir"]):
+        extract(params["archive"], params["source_dir"], params["manifest"])
+    mode = _resolve(params, result)
+    if result["ide_restart_required"]:
+        module.warn(result["ide_reason"])
+    do_deps(module, params, result)
+    changed = result["changed"]
+    result["changed"] = False
+    # ---- downtime starts: the old server stops only now
+    if mode == "systemd":
+        _systemd(module, params, result, "stop")
+    elif mode == "process":
+        _stop_process(module, params, result)
+    changed = changed or result["changed"]
+    _mark_log(result)
+    # ---- staged content goes in with the old server stopped (content.apply_plan, when a plan exists)
+    _apply_content_plan(module, params, result)
+    changed = changed or result["changed"]
+    do_swap(module, params, result)
+    changed = changed or result["changed"]
+    _request_rebuild(module, params, result)
+    changed = changed or result["changed"]
+    if mode == "systemd":
+        _systemd(module, params, result, "start")
+    elif mode == "process":
+        _start_process(module, params, result)
+    elif result["index_rebuild"] is not None:
+        result["plan"].append("server mode none: the next server start (validate's stdio probe, or the IDE "
+                              "restarting its MCP server) rebuilds the search index")
+    result["changed"] = changed or result["changed"]
+    evidence_keys = ("swapped", "pip_ran", "mode", "pid_after", "log_offset", "ide_restart_required",
+                     "ide_server_pid", "index_rebuild")
     recorded = record_for(module, {key: result[key] for key in evidence_keys})
     if recorded:
         result["session"] = recorded

@@ -24,6 +24,7 @@ from tests.fixtures import praxis_fixture as fx
 from tests.fixtures.praxis_fixture.git_source import git
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] [\w.]+: ")
+UVICORN_SHUTDOWN_ERROR = "ERROR:    Cancel 0 running task(s), timeout graceful shutdown exceeded"
 STATE_KEYS = {"transport", "port", "host", "path", "url", "pid", "started_at", "project"}
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -51,7 +52,7 @@ def mcp_session(target: Any, calls: dict[str, dict[str, Any]] | None = None) -> 
     return anyio.run(run)
 
 
-def run_server(project: Path, transport: str = "stdio", timeout: float = 15) -> subprocess.CompletedProcess[str]:
+def run_server(project: Path, transport: str = "stdio", timeout: float = 45) -> subprocess.CompletedProcess[str]:
     return subprocess.run(fx.server_command(project, transport), cwd=project, env=fx.server_env(project),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -220,7 +221,9 @@ def test_stdio_server_v1_answers_with_expected_tools(project_v1: tuple[Path, dic
     assert not error and server_info["version"] == "1.0.0" and server_info["commit"] == info["commit"]
     assert server_info["tools_available"] == 0 and server_info["transport"] == "stdio"
     error, hits = session["results"]["search_standards"]
-    assert not error and hits["result"][0]["path"] == "universal/testing/test-pyramid.md"
+    assert not error and hits["retrieval_method"] == "vector"  # upstream's answer shape
+    assert hits["results"][0]["file"] == "universal/testing/test-pyramid.md"
+    assert set(hits["results"][0]) == {"content", "file", "section", "relevance_score", "tokens"}
     error, workflows = session["results"]["pos_workflow"]
     assert {w["name"] for w in workflows["workflows"]} == {
         "spec_creation_v1", "spec_execution_v1", "test_generation_v1", "my_custom_workflow"}
@@ -252,8 +255,9 @@ def test_http_server_state_file_handshake_and_sigint(project_v1: tuple[Path, dic
         stopped1 = fx.stop_server(p1)
     assert stopped1 == {"pid": pid1, "was_running": True, "signal": "SIGINT", "state_file_left": False}
     lines = fx.log_file(p1).read_text().splitlines()
-    assert lines and all(LOG_LINE.match(line) for line in lines), lines
-    assert not [line for line in lines if "[ERROR]" in line]
+    # like upstream's uvicorn: every signalled shutdown overruns the graceful timeout with an ERROR line
+    assert [line for line in lines if "ERROR" in line] == [UVICORN_SHUTDOWN_ERROR]
+    assert lines and all(LOG_LINE.match(line) for line in lines if line != UVICORN_SHUTDOWN_ERROR), lines
 
 
 @pytest.mark.slow
@@ -320,7 +324,7 @@ def test_hang_variant_accepts_but_never_answers(sources: dict[str, Path], tmp_pa
         ready = select.select([proc.stdout], [], [], 3)[0]
         assert not ready, "the hung server must not answer over stdio"
         proc.stdin.close()
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -356,15 +360,15 @@ def test_cli_source_install_serve_stop(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_dual_mode_serves_http_until_stdin_closes(project_v2: tuple[Path, dict[str, Any]]) -> None:
     project = project_v2[0]
-    proc = subprocess.Popen(fx.server_command(project, "dual"), cwd=project, env=fx.server_env(project),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc, url = fx.start_dual_server(project)
     try:
-        deadline = time.monotonic() + 15
-        while not (fx.read_state(project) or {}).get("pid") == proc.pid and time.monotonic() < deadline:
-            time.sleep(0.05)
         state = fx.read_state(project)
-        assert state is not None and state["transport"] == "dual"
-        assert mcp_session(state["url"])["tools"] == fx.EXPECTED_TOOLS["v2"]
+        assert state is not None and state["transport"] == "dual" and state["pid"] == proc.pid
+        assert mcp_session(url)["tools"] == fx.EXPECTED_TOOLS["v2"]
+        # the IDE keeps stdin open: SIGINT is ignored, the server keeps answering
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None and mcp_session(url)["tools"] == fx.EXPECTED_TOOLS["v2"]
         assert proc.stdin is not None
         proc.stdin.close()
         assert proc.wait(timeout=10) == 0

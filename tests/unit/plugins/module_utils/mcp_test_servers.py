@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Dict, Iterator, List
 
-TOOLS = ("broken", "current_date", "echo", "get_server_info", "whoami")
+TOOLS = ("broken", "current_date", "echo", "get_server_info", "search_standards", "whoami")
 SCRIPT = os.path.abspath(__file__)
 REPO = os.path.abspath(os.path.join(os.path.dirname(SCRIPT), "..", "..", "..", ".."))
 LIFELINE = "MCP_TEST_SERVER_LIFELINE"  # set to 1 by spawn(): exit when stdin reaches EOF
@@ -150,6 +150,14 @@ def build_server():  # type: ignore[no-untyped-def]
         """Where and with which PYTHONPATH / PRAXIS_TEST_VAR the server runs."""
         return {"cwd": os.getcwd(), "pythonpath": os.environ.get("PYTHONPATH", ""),
                 "var": os.environ.get("PRAXIS_TEST_VAR", "")}
+
+    @server.tool()
+    def search_standards(query: str, n_results: int = 5) -> dict:
+        """prAxIs OS's answer shape; only "workflow" is indexed (anything else: nothing, as without an index)."""
+        hits = [{"content": "Workflows have phases.", "file": "universal/workflows/a.md", "section": "Phases",
+                 "relevance_score": 0.3, "tokens": 3}] if "workflow" in query else []
+        return {"results": hits[:n_results], "total_tokens": 3 * len(hits),
+                "retrieval_method": "vector" if hits else "grep_fallback", "query_time_ms": 1.5}
 
     @server.tool()
     def broken() -> str:

@@ -116,12 +116,17 @@ def test_create_then_verify_ok(install):
     path = result["path"]
     doc = json.load(open(os.path.join(path, "MANIFEST.json")))
     assert doc["files"]["files/mcp_server/server.py"] == sha256_file(os.path.join(home, "mcp_server", "server.py"))
-    assert "files/mcp_server/__pycache__/server.cpython-311.pyc" not in doc["files"]
+    # bytecode is copied too (a rollback must not keep the new version's), outside file_count
+    pyc = "files/mcp_server/__pycache__/server.cpython-311.pyc"
+    assert doc["files"][pyc] == sha256_file(os.path.join(home, "mcp_server", "__pycache__", "server.cpython-311.pyc"))
+    assert "files/mcp_server/__pycache__" in doc["dirs"]
+    assert doc["residue"]["bytecode"] is True and doc["residue"]["index"] is None
+    assert "files/mcp_server/server.py" in doc["residue"]["mtimes"]
     assert doc["modes"]["files/config.json"] == 0o600 and doc["modes"]["files/mcp_server/run.sh"] == 0o750
     assert "files/mcp_server/empty" in doc["dirs"]
     assert doc["project_paths"] == {".gitignore": "file", ".cursorrules": "absent"}
     assert doc["session_id"] == "s1" and doc["timestamp"] == "2026-11-24T10:15:00Z" and doc["venv"] is True
-    assert result["file_count"] == len(doc["files"]) == 11
+    assert result["file_count"] == len(doc["files"]) - 1 == 11
     assert open(os.path.join(path, "requirements-snapshot.txt")).read() == FREEZE
     snap = os.path.join(path, "venv-snapshot")
     live_init = os.path.join(home, "venv", "lib", "python3.11", "site-packages", "mcp", "__init__.py")
@@ -229,10 +234,7 @@ def test_restore_after_upgrade_is_exact(install):
     assert result["unchanged"] == 6  # of 11 files: server.py, run.sh, info.py, config.json, .gitignore restored
 
     restored = snapshot_tree(project)
-    # The only difference allowed: the __pycache__ of a kept dir (a cache, never backed up) stays as written.
-    pyc = os.path.join(".praxis-os", "mcp_server", "__pycache__", "server.cpython-311.pyc")
-    assert restored.pop(pyc)[1] == sha256_file(os.path.join(home, "mcp_server", "__pycache__", "server.cpython-311.pyc"))
-    original.pop(pyc)
+    # bytecode included: the old pyc is back, the new package's bytecode is gone with it
     assert restored == original
     assert not [n for n in os.listdir(home) if n.startswith("venv.")]  # no rollback/restore leftovers
 
@@ -461,3 +463,52 @@ def test_restore_needs_project_dir(install):
     path = do_create(project, home)["path"]
     with pytest.raises(BackupError, match="project directory .* does not exist; pass project_dir"):
         backup.restore(path, home, project_dir=os.path.join(project, "gone"))
+
+
+def test_restore_removes_what_the_new_version_left_at_runtime(install):
+    """Issue 7 item 9: bytecode, index tables and the rebuild flag the new version created are residue."""
+    project, home = install
+    index = os.path.join(home, ".cache", "vector_index")
+    write(os.path.join(index, "agent_os_standards.lance", "data.json"), "{\"chunks\": []}\n")
+    server_py = os.path.join(home, "mcp_server", "server.py")
+    os.utime(server_py, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    original = snapshot_tree(project, mtimes=True)
+    path = do_create(project, home)["path"]
+    doc = json.load(open(os.path.join(path, "MANIFEST.json")))
+    assert doc["residue"]["index"] == ["agent_os_standards.lance"] and doc["residue"]["rebuild_flag"] is False
+
+    # the new version ran: a new table, the rebuild flag, new bytecode, the same source rewritten
+    write(os.path.join(index, "praxis_os_standards.lance", "data.json"), "{\"chunks\": [1]}\n")
+    write(os.path.join(home, "standards", ".rebuild_index"), "")
+    write(os.path.join(home, "scripts", "__pycache__", "build_rag_index.cpython-311.pyc"), "new bytecode")
+    write(os.path.join(home, "mcp_server", "__pycache__", "server.cpython-311.pyc"), "recompiled")
+    write(server_py, "print('v1')\n")  # same bytes, new mtime: the old pyc would be stale
+
+    planned = backup.restore(path, home, project, check=True)
+    result = backup.restore(path, home, project)
+    assert planned["removed_paths"] == result["removed_paths"]
+    assert ".cache/vector_index/praxis_os_standards.lance/" in result["removed_paths"]
+    assert "standards/.rebuild_index" in result["removed_paths"]
+    assert "files/scripts/__pycache__/" in result["removed_paths"]
+    assert "files/mcp_server/server.py (mtime)" in result["restored_paths"]
+    assert snapshot_tree(project, mtimes=True) == original  # bytes, modes and the .py mtimes the pyc needs
+
+
+def test_restore_with_an_old_backup_keeps_bytecode_and_index(install):
+    """A backup made before residue was recorded leaves caches alone (it cannot know what was there)."""
+    project, home = install
+    path = do_create(project, home)["path"]
+    manifest = os.path.join(path, "MANIFEST.json")
+    doc = json.load(open(manifest))
+    del doc["residue"]
+    doc["files"] = {k: v for k, v in doc["files"].items() if "__pycache__" not in k}
+    doc["dirs"] = [d for d in doc["dirs"] if "__pycache__" not in d]
+    os.remove(os.path.join(path, "files", "mcp_server", "__pycache__", "server.cpython-311.pyc"))
+    with open(manifest, "w") as handle:
+        json.dump(doc, handle)
+    write(os.path.join(home, ".cache", "vector_index", "praxis_os_standards.lance", "data.json"), "{}\n")
+    write(os.path.join(home, "scripts", "__pycache__", "x.cpython-311.pyc"), "new")
+    result = backup.restore(path, home, project)
+    assert result["removed"] == 0
+    assert os.path.exists(os.path.join(home, "scripts", "__pycache__", "x.cpython-311.pyc"))
+    assert os.path.isdir(os.path.join(home, ".cache", "vector_index", "praxis_os_standards.lance"))

@@ -99,13 +99,40 @@ def test_http_probe_of_real_server_is_healthy(sdk_url: str) -> None:
     assert json.loads(result["smoke_results"]["get_server_info"]["text"])["tools_available"] == 0
 
 
+def test_search_smoke_needs_at_least_one_result(sdk_url: str) -> None:
+    """Issue 7 item 2: a server whose search finds nothing (no index table) is not healthy."""
+    found = mc.probe("http", url=sdk_url, timeout=10, search_query="workflow standards")
+    assert found["healthy"] and found["errors"] == [], found["errors"]
+    assert found["search"] == {"query": "workflow standards", "results": 1, "retrieval_method": "vector",
+                               "error": None}
+    empty = mc.probe("http", url=sdk_url, timeout=10, search_query="nothing indexed")
+    assert not empty["healthy"] and empty["search"]["results"] == 0
+    assert "returned no results (retrieval grep_fallback)" in empty["errors"][0]
+    assert "praxis_search_query" in empty["errors"][0]
+    assert mc.probe("http", url=sdk_url, timeout=10)["search"] is None  # no query: no search call
+
+
+@pytest.mark.parametrize("answer, count, method, error", [
+    ({"structuredContent": {"results": [{}, {}], "retrieval_method": "vector"}}, 2, "vector", None),
+    ({"structuredContent": {"result": {"results": [{}], "retrieval_method": "vector"}}}, 1, "vector", None),
+    ({"content": [{"type": "text", "text": json.dumps({"results": [], "retrieval_method": "grep_fallback"})}]},
+     0, "grep_fallback", None),
+    ({"content": [{"type": "text", "text": json.dumps({"error": "boom", "results": [], "total_tokens": 0})}]},
+     0, None, "boom"),
+    ({"structuredContent": {"result": [{"path": "a.md"}]}}, 1, None, None),  # an older bare-list answer
+    ({"content": [{"type": "text", "text": "no json"}]}, 0, None, "the answer is not a search result: no json"),
+])
+def test_search_outcome_understands_every_answer_shape(answer: Any, count: int, method: Any, error: Any) -> None:
+    assert mc.search_outcome(answer) == {"results": count, "retrieval_method": method, "error": error}
+
+
 def test_http_probe_reports_missing_tools_min_tools_and_tool_errors(sdk_url: str) -> None:
-    result = mc.probe("http", url=sdk_url, timeout=10, expected_tools=["search_standards", "echo", "pos_browser"],
+    result = mc.probe("http", url=sdk_url, timeout=10, expected_tools=["pos_workflow", "echo", "pos_browser"],
                       min_tools=50, smoke_calls=["broken"])
     assert result["healthy"] is False
-    assert result["missing_tools"] == ["pos_browser", "search_standards"]
-    assert result["errors"][0].startswith("missing tools: pos_browser, search_standards")
-    assert "only 5 tools registered, at least 50 expected" in result["errors"]
+    assert result["missing_tools"] == ["pos_browser", "pos_workflow"]
+    assert result["errors"][0].startswith("missing tools: pos_browser, pos_workflow")
+    assert "only 6 tools registered, at least 50 expected" in result["errors"]
     assert result["smoke_results"]["broken"]["is_error"] is True
     assert result["errors"][-1].startswith("call broken returned an error: Error executing tool broken")
 

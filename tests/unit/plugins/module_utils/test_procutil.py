@@ -30,6 +30,14 @@ print("INFO fake server starting (%s) pid %d" % (behaviour, os.getpid()), flush=
 if behaviour == "crash":
     print("ERROR boom: cannot load the model", flush=True)
     sys.exit(3)
+if behaviour == "lose-races":  # the first FAKE_LOSSES starts lose the port race, like upstream's uvicorn
+    counter = os.path.join(home, "races")
+    lost = int(open(counter).read()) if os.path.exists(counter) else 0
+    if lost < int(os.environ.get("FAKE_LOSSES", "1")):
+        open(counter, "w").write(str(lost + 1))
+        print("ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 4242): "
+              "address already in use", flush=True)
+        sys.exit(1)
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -55,10 +63,15 @@ class Handler(BaseHTTPRequestHandler):
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 port = server.server_address[1]
+if behaviour == "publish-other-port":  # publishes a port someone else serves and never binds it
+    server.server_close()
+    port = int(os.environ["FAKE_PORT"])
 
 def on_int(signum, frame):
     if behaviour == "error-on-int":  # like uvicorn cutting a client's in-flight request at shutdown
         print("ERROR ASGI callable returned without completing response.", flush=True)
+    if os.environ.get("FAKE_INT_ERROR"):  # uvicorn's line on every signalled shutdown of the real server
+        print("ERROR:    Cancel 0 running task(s), timeout graceful shutdown exceeded", flush=True)
     try:
         if json.load(open(state_path)).get("pid") == os.getpid():
             os.unlink(state_path)
@@ -69,7 +82,7 @@ def on_int(signum, frame):
 signal.signal(signal.SIGINT, signal.SIG_IGN if behaviour.startswith("ignore-int") else on_int)
 if behaviour == "ignore-int-term":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-info = {"transport": "http", "host": "127.0.0.1", "port": port, "path": "/mcp",
+info = {"transport": os.environ.get("FAKE_TRANSPORT", "http"), "host": "127.0.0.1", "port": port, "path": "/mcp",
         "url": "http://127.0.0.1:%d/mcp" % port, "pid": os.getpid(),
         "started_at": datetime.now(timezone.utc).isoformat(), "project": os.getcwd()}
 fd, tmp = tempfile.mkstemp(dir=home)
@@ -77,6 +90,8 @@ with os.fdopen(fd, "w") as handle:
     json.dump(info, handle)
 os.replace(tmp, state_path)
 print("INFO listening on %s" % info["url"], flush=True)
+if behaviour == "publish-other-port":
+    signal.pause()
 server.serve_forever()
 '''
 
@@ -109,9 +124,9 @@ def wait_state_pid(home: Path, pid: int, timeout: float = 10.0) -> dict:
     raise AssertionError("fake server %d wrote no state file in %s" % (pid, home))
 
 
-def spawn_fake(home: Path, behaviour: str = "normal") -> "subprocess.Popen[bytes]":
+def spawn_fake(home: Path, behaviour: str = "normal", **extra: str) -> "subprocess.Popen[bytes]":
     """Start the fake server as our child, the way an operator would (cwd = project); wait for it."""
-    env = dict(os.environ, PYTHONPATH=str(home), FAKE_BEHAVIOUR=behaviour)
+    env = dict(os.environ, PYTHONPATH=str(home), FAKE_BEHAVIOUR=behaviour, **extra)
     proc = subprocess.Popen([str(home / "venv" / "bin" / "python"), "-m", "mcp_server", "--transport", "http"],
                             cwd=str(home.parent), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_state_pid(home, proc.pid)
@@ -417,3 +432,77 @@ def test_launch_env_filters(home: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert "ANSIBLE_X" not in env and "VIRTUAL_ENV" not in env
     assert env["ANSIBLE_KEEP"] == "yes"
     assert env["PYTHONPATH"] == "%s:/extra" % home
+
+
+# ---------------------------------------------------------------- whose server (issue 7 item 4)
+
+@pytest.mark.parametrize("transport", ["dual", "stdio"])
+def test_ide_server_is_never_ours(home: Path, started: List[int], transport: str) -> None:
+    proc = spawn_fake(home, FAKE_TRANSPORT=transport)
+    started.append(proc.pid)
+    found = procutil.classify_server(str(home))
+    assert found["kind"] == "ide" and found["pid"] == proc.pid and found["transport"] == transport
+    assert procutil.our_http_server_pid(str(home))[0] is None
+    mode, reason = procutil.resolve_mode("auto", None, str(home))
+    assert mode == "none" and "IDE-launched" in reason and "restart the IDE's MCP server" in reason
+    assert str(proc.pid) in reason
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+
+
+def test_http_server_of_this_project_is_ours(home: Path, started: List[int]) -> None:
+    proc = spawn_fake(home)
+    started.append(proc.pid)
+    assert procutil.classify_server(str(home))["kind"] == "http"
+    assert procutil.our_http_server_pid(str(home))[0] == proc.pid
+    assert procutil.resolve_mode("auto", None, str(home))[0] == "process"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+
+
+# ---------------------------------------------------------------- port race (issue 8 item 12)
+
+def test_lost_port_race_is_retried_and_the_offset_follows(home: Path, started: List[int]) -> None:
+    log = home / ".cache" / "mcp_server.log"
+    log.parent.mkdir()
+    log.write_text("ERROR:    Cancel 0 running task(s), timeout graceful shutdown exceeded\n")
+    pauses: List[float] = []
+    env = {"FAKE_BEHAVIOUR": "lose-races", "FAKE_LOSSES": "2"}
+    waited = procutil.start_until_healthy(str(home), str(home.parent), env,
+                                          timeout=30, log_path=str(log), sleep=pauses.append,
+                                          jitter=lambda low, high: high)
+    started.append(waited["pid"] or 0)
+    assert waited["ok"], waited["error"]
+    assert waited["attempts"] == 3 and len(waited["lost_races"]) == 2 and pauses == [1.0, 2.0]
+    # only the successful start's lines are the new server's: no ERROR after the returned offset
+    assert "Errno 98" in log.read_text()[:waited["log_offset"]]
+    assert "ERROR" not in log.read_text()[waited["log_offset"]:]
+
+
+def test_a_crash_is_not_retried(home: Path) -> None:
+    waited = procutil.start_until_healthy(str(home), str(home.parent), {"FAKE_BEHAVIOUR": "crash"}, timeout=15,
+                                          sleep=lambda s: None)
+    assert not waited["ok"] and waited["attempts"] == 1 and "ERROR boom" in waited["error"]
+
+
+def test_lost_port_race_detection(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("old: address already in use\nINFO fine\n")
+    assert procutil.lost_port_race(str(log), 0)
+    assert not procutil.lost_port_race(str(log), len("old: address already in use\n"))
+    assert not procutil.lost_port_race(str(tmp_path / "missing"), 0)
+
+
+def test_a_port_answered_by_another_server_is_not_health(home: Path, other_home: Path, started: List[int]) -> None:
+    """Upstream publishes its port before binding it: the answer may come from the race winner."""
+    other = spawn_fake(other_home)
+    started.append(other.pid)
+    port = read_state(other_home)["port"]
+    assert procutil.port_owned_by(other.pid, port) is True
+    assert procutil.port_owned_by(os.getpid(), port) is False
+    begin = time.time()
+    pid = procutil.start_detached(str(home), str(home.parent), {"FAKE_BEHAVIOUR": "publish-other-port",
+                                                                "FAKE_PORT": str(port)})
+    started.append(pid)
+    waited = procutil.wait_for_server(str(home), pid, begin, timeout=3)
+    assert not waited["ok"] and "does not hold it" in waited["error"], waited["error"]

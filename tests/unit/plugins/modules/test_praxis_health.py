@@ -56,11 +56,11 @@ def test_check_mode_still_probes(capsys: Any, url: str) -> None:
 
 
 def test_missing_expected_tool_fails_naming_it(capsys: Any, url: str) -> None:
-    result = run_module(capsys, url=url, expected_tools=["get_server_info", "search_standards"], timeout=10)
+    result = run_module(capsys, url=url, expected_tools=["get_server_info", "pos_workflow"], timeout=10)
     assert result["failed"] is True
-    assert result["healthy"] is False and result["missing_tools"] == ["search_standards"]
+    assert result["healthy"] is False and result["missing_tools"] == ["pos_workflow"]
     assert result["msg"].startswith("MCP server at %s is unhealthy after 1 attempt(s): missing tools: "
-                                    "search_standards" % url)
+                                    "pos_workflow" % url)
     assert "Next: check the server log and run the probe again." in result["msg"]
 
 
@@ -186,3 +186,13 @@ def test_bad_arguments(capsys: Any, args: Dict[str, Any], expected: str) -> None
     result = run_module(capsys, **args)
     assert result["failed"] is True
     assert expected in result["msg"]
+
+
+def test_search_query_that_finds_nothing_fails(capsys: Any, url: str) -> None:
+    """Issue 7 item 2: validate fails when search_standards returns nothing (grep fallback, no index)."""
+    result = run_module(capsys, url=url, search_query="nothing indexed", timeout=10)
+    assert result["failed"] is True and result["healthy"] is False
+    assert result["search"]["results"] == 0 and "returned no results" in result["msg"]
+    ok = run_module(capsys, url=url, search_query="workflow", timeout=10)
+    assert ok["healthy"] is True and ok["search"]["results"] == 1
+    assert run_module(capsys, url=url, search_query="", timeout=10)["search"] is None  # "" disables it

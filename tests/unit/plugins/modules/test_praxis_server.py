@@ -199,3 +199,57 @@ def test_systemd_mode(run_module: Any, home: Path, tmp_path: Path, monkeypatch: 
                                             "--user show -p MainPID --value praxis.service",
                                             "--user restart praxis.service",
                                             "--user show -p MainPID --value praxis.service"]
+
+
+def _upgrade_source(home: Path, tmp_path: Path) -> Dict[str, Any]:
+    source = tmp_path / "source" / "abc123"
+    (source / "mcp_server").mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py"):
+        (source / "mcp_server" / name).write_text((home / "mcp_server" / name).read_text())
+    (source / "mcp_server" / "version.py").write_text("VERSION = 2\n")
+    state.save(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact"), state.new_session("abc", session_id="S9"))
+    return dict(source_dir=str(source), manifest=build_manifest(str(source / "mcp_server"), prefix="mcp_server/"),
+                session_id="S9")
+
+
+def test_upgrade_judges_only_the_new_servers_log(run_module: Any, home: Path, tmp_path: Path,
+                                                 started: List[int]) -> None:
+    """Issue 7 item 1: the old server's shutdown ERROR line lies before the recorded log offset."""
+    env = {"FAKE_INT_ERROR": "1"}
+    log = home / ".cache" / "mcp_server.log"
+    old = procutil.start_detached(str(home), str(home.parent), env, log_path=str(log))
+    started.append(old)
+    assert procutil.wait_for_server(str(home), old, 0, timeout=15)["ok"]
+    size_before_stop = log.stat().st_size
+    opts = args(home, "upgrade", server_env=env, **_upgrade_source(home, tmp_path))
+    result, failed = run_module(praxis_server, opts)
+    assert not failed, result.get("msg")
+    started.append(result["pid_after"])
+    text = log.read_text()
+    shutdown = text.index("timeout graceful shutdown exceeded")
+    assert size_before_stop <= shutdown < result["log_offset"], "the offset must follow the old server's exit"
+    assert "ERROR" not in text[result["log_offset"]:]
+    assert result["stopped_by"] == "INT" and result["swapped"] and result["mode"] == "process"
+    # downtime order: deps while the old server runs, then stop, swap, rebuild flag, start
+    steps = [p.split(" ")[0] for p in result["plan"]]
+    assert steps.index("pip") < steps.index("stopped") < steps.index("swapped") < steps.index("created") \
+        < steps.index("started"), result["plan"]
+    assert result["index_rebuild"]["reasons"] == ["mcp_server changed (its index schema or table name may differ)"]
+    assert (home / "standards" / ".rebuild_index").exists()  # the fake server does not rebuild: still there
+    assert result["index_rebuild"]["done"] is False
+
+
+def test_upgrade_leaves_an_ide_server_alone(run_module: Any, home: Path, tmp_path: Path, started: List[int]) -> None:
+    """Issue 7 item 4: a dual (IDE) server is never stopped; auto -> none, and the run says so."""
+    ide = spawn_fake(home, FAKE_TRANSPORT="dual")
+    started.append(ide.pid)
+    opts = args(home, "upgrade", **_upgrade_source(home, tmp_path))
+    result, failed = run_module(praxis_server, opts)
+    assert not failed, result.get("msg")
+    assert result["mode"] == "none" and result["ide_restart_required"] and result["ide_server_pid"] == ide.pid
+    assert "restart the IDE's MCP server" in result["mode_reason"]
+    assert "restart the IDE's MCP server" in str(result.get("warnings")), result.get("warnings")
+    assert ide.poll() is None and read_state(home)["pid"] == ide.pid and result["pid_after"] is None
+    refused, failed = run_module(praxis_server, args(home, "restart", mode="process"))
+    assert failed and "IDE-launched" in refused["msg"] and str(ide.pid) in refused["msg"]
+    assert ide.poll() is None
