@@ -76,7 +76,7 @@ def test_status_ours_for_same_session():
 
 def test_status_same_session_from_another_controller_is_foreign_until_stale():
     status, reason = lock_status(owner(), "S1", "bob@other", DAY, NOW)
-    assert status == "foreign" and "alice@ctl" in reason
+    assert status == "foreign" and "another controller" in reason
     assert lock_status(owner(started=ago(DAY + 1)), "S1", "bob@other", DAY, NOW)[0] == "stale"
 
 
@@ -262,5 +262,6 @@ def test_release_corrupt_raises(path):
 def test_helpers(tmp_path):
     assert locks.lock_path(str(tmp_path)) == str(tmp_path / ".upgrade-lock")
     made = make_owner("S", "t")
-    assert set(made) == set(locks.OWNER_KEYS) and made["started_at"].endswith("Z")
+    assert set(made) == set(locks.OWNER_KEYS) - set(locks.RUN_KEYS) and made["started_at"].endswith("Z")
+    assert set(make_owner("S", "t", run=locks.process_identity(os.getpid()))) == set(locks.OWNER_KEYS)
     assert "unknown" in locks.describe_owner({"session_id": "S", "started_at": ago(1)})

@@ -131,6 +131,7 @@ def test_stale_lock_by_age_is_taken_over_and_reported(state_of, home):
 def test_lock_of_finished_session_is_stale(state_of, home):
     first, failed = state_of("started", target_commit=TARGET)
     assert not failed, first
+    state_of("phase_done", phase="cleanup")
     state_of("completed", release_lock=False)
     assert lock_of(home)["session_id"] == first["session_id"]
     second, failed = state_of("started", target_commit=OTHER, controller="bob@other")
@@ -202,8 +203,8 @@ def test_check_mode_of_resume_and_final_writes_nothing(state_of, home):
     assert resumed["resumed"] and resumed["lock_action"] == "ours"
     phase, failed = state_of("phase_done", phase="backup", check_mode=True)
     assert not failed and phase["session"]["completed_phases"] == ["preflight", "backup"]
-    done, failed = state_of("completed", check_mode=True)
-    assert not failed and done["lock_action"] == "released" and done["session"]["status"] == "completed"
+    done, failed = state_of("failed", check_mode=True)
+    assert not failed and done["lock_action"] == "released" and done["session"]["status"] == "failed"
     assert snapshot(home) == before
 
 
@@ -255,6 +256,10 @@ def test_corrupt_lock_during_phase_fails(state_of, home):
 def test_final_states_close_session_and_release_lock(state_of, home, final):
     started, failed = state_of("started", target_commit=TARGET)
     assert not failed, started
+    if final == "completed":
+        state_of("phase_done", phase="cleanup")
+    if final == "rolled_back":
+        state_of("rolling_back", reason="why not")
     result, failed = state_of(final, reason="why not", diff=True)
     assert not failed and result["changed"] and result["lock_action"] == "released"
     saved = facts(home)
@@ -283,20 +288,18 @@ def test_final_with_corrupt_lock_records_status_and_warns(state_of, home):
     assert "corrupt" in json.dumps(result["warnings"])
 
 
-def test_rollback_without_recorded_session_records_one(state_of, home):
+def test_rolled_back_without_recorded_session_is_refused(state_of, home):
     result, failed = state_of("rolled_back", reason="restored named backup", backup_path="/p/.backups/b1")
-    assert not failed and result["changed"]
-    saved = facts(home)
-    assert saved["status"] == "rolled_back" and saved["backup_path"] == "/p/.backups/b1"
+    assert failed and "no upgrade session is recorded" in result["msg"] and "Next:" in result["msg"]
+    assert facts(home) is None
 
 
-def test_rollback_after_completed_session_under_new_id(state_of, home):
+def test_rolled_back_needs_rolling_back_first(state_of, home):
     first, failed = state_of("started", target_commit=TARGET)
     assert not failed, first
-    state_of("completed")
-    result, failed = state_of("rolled_back", session_id="20261124T120000Z-abcdef", reason="operator")
-    assert not failed and result["session_id"] == "20261124T120000Z-abcdef"
-    assert facts(home)["status"] == "rolled_back"
+    result, failed = state_of("rolled_back", reason="operator")
+    assert failed and "cannot take 'rolled_back'" in result["msg"]
+    assert facts(home)["status"] == "in_progress"
 
 
 def test_final_for_other_session_while_one_runs_is_refused(state_of, home):
@@ -323,7 +326,10 @@ def test_default_host_is_the_machine(run_module, home):
 def test_completed_records_the_cleanup_phase_and_releases_the_lock(state_of, home):
     started, failed = state_of("started", target_commit=TARGET)
     assert not failed
+    refused, failed = state_of("completed", session_id=started["session_id"])
+    assert failed and "records are written" in refused["msg"] and facts(home)["status"] == "in_progress"
+    state_of("phase_done", phase="cleanup")
     done, failed = state_of("completed", session_id=started["session_id"])
     assert not failed and done["lock_action"] == "released"
     assert facts(home)["completed_phases"] == ["preflight", "cleanup"] and facts(home)["status"] == "completed"
-    assert done["next_phase"] == "backup"
+    assert done["next_phase"] is None
