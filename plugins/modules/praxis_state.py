@@ -57,6 +57,11 @@ options:
     type: list
     elements: str
     default: []
+  server_mode:
+    description:
+      - With O(state=rolling_back), the server mode asked for (C(praxis_server_mode)); C(auto), or any value when an
+        interrupted rollback is finished, gives the mode recorded before the upgrade (RV(server_mode)).
+    type: str
   backup_name:
     description:
       - With O(state=rolling_back), the backup to restore, as a name in C(<praxis_home>/.backups/)
@@ -213,6 +218,10 @@ controller_check:
   type: dict
 backup_path:
   description: With O(state=rolling_back), the verified backup to restore, or null when nothing was changed yet.
+  returned: state is rolling_back
+  type: str
+server_mode:
+  description: With O(state=rolling_back), the server mode to stop and start the server in.
   returned: state is rolling_back
   type: str
 restore:
@@ -449,6 +458,12 @@ class Session:
         if before is None:
             after["session_id"] = sid
         failed_phase = states.next_phase(before) if before and before["status"] == "in_progress" else None
+        recorded_mode = ((((before or {}).get("phases") or {}).get("preflight") or {}).get("evidence") or {}).get(
+            "server_mode")
+        mode = self.p["server_mode"]
+        if recorded_mode and (resumed or mode in (None, "auto")):
+            mode = recorded_mode  # the mode the server had before the upgrade, not what a crash left running
+        self.result["server_mode"] = mode or "auto"
         self.result.update(backup_path=path, restore=bool(path), backup_reason=why, resumed_rollback=resumed,
                            undoing=after["rollback"]["undoing"], failed_phase=failed_phase)
         return after
@@ -545,6 +560,7 @@ def main():
             run=dict(type="dict"),
             gone_runs=dict(type="list", elements="str", default=[]),
             backup_name=dict(type="str"),
+            server_mode=dict(type="str"),
             installed_commit=dict(type="str"),
             target_commit=dict(type="str"),
             target_describe=dict(type="str"),
