@@ -180,21 +180,32 @@ def _make_unique_dir(backup_root: str, base: str) -> str:
             counter += 1
 
 
+def _link_ok(key: str, target: str) -> bool:
+    """A recorded symlink must be relative and land inside the backed-up tree (files/ or project/)."""
+    top = key.split("/")[0]
+    landing = os.path.normpath(os.path.join(os.path.dirname(key), target))
+    return not os.path.isabs(target) and landing.startswith(top + "/")
+
+
+def _record_link(src: str, target: str, backup_dir: str, key: str, doc: dict) -> None:
+    if not _link_ok(key, target):
+        raise BackupError(
+            "%s is a symlink pointing outside the installation (to %s); replace it with a regular file or remove "
+            "it, then re-run" % (src, target)
+        )
+    os.symlink(target, os.path.join(backup_dir, key))
+    doc["links"][key] = target
+
+
 def _copy_path(src: str, backup_dir: str, key: str, doc: dict) -> Tuple[str, int, int]:
     """Copy one backed-up path into the backup; return (kind, file count, bytes)."""
     count = size = 0
     if os.path.islink(src):
-        target = os.readlink(src)
         os.makedirs(os.path.dirname(os.path.join(backup_dir, key)), exist_ok=True)
-        os.symlink(target, os.path.join(backup_dir, key))
-        doc["links"][key] = target
+        _record_link(src, os.readlink(src), backup_dir, key, doc)
         return "link", 0, 0
     if os.path.isdir(src):
         files, dirs, links = _scan_tree(src)
-        for rel, target in links.items():
-            lkey = _key(key, rel)
-            os.symlink(target, os.path.join(backup_dir, lkey))
-            doc["links"][lkey] = target
         for rel in dirs:
             dkey = _key(key, rel)
             doc["dirs"].append(dkey)
@@ -203,6 +214,8 @@ def _copy_path(src: str, backup_dir: str, key: str, doc: dict) -> Tuple[str, int
         for rel, path in files:
             fkey = _key(key, rel)
             count, size = count + 1, size + _copy_one(path, backup_dir, fkey, doc)
+        for rel, target in sorted(links.items()):  # recorded as links, never followed
+            _record_link(os.path.join(src, rel), target, backup_dir, _key(key, rel), doc)
         return "dir", count, size
     if os.path.isfile(src):
         return "file", 1, _copy_one(src, backup_dir, key, doc)
@@ -438,10 +451,7 @@ def load(backup_dir: str) -> dict:
             raise _corrupt(backup_dir, "'links' must be a mapping")
         for key, target in links.items():
             check_relpath(key)
-            top = key.split("/")[0]
-            landing = os.path.normpath(os.path.join(os.path.dirname(key), str(target)))
-            if (top not in (FILES, PROJECT) or not isinstance(target, str) or os.path.isabs(target)
-                    or not landing.startswith(top + "/")):
+            if key.split("/")[0] not in (FILES, PROJECT) or not isinstance(target, str) or not _link_ok(key, target):
                 raise _corrupt(backup_dir, "link %r -> %r does not stay inside the backed-up tree" % (key, target))
         if doc.get("venv"):
             check_relpath(doc.get("venv_name") or "venv")
