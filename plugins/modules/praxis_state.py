@@ -370,6 +370,12 @@ class Session:
             self.acquired = session_id if self.acquired else self.acquired
 
     # --- started ---------------------------------------------------------------------------------
+    def refuse_open_rollback(self, before):
+        if before and before["status"] == "rolling_back":
+            self.fail("the rollback of session %s from backup %s was interrupted; it must finish before any "
+                      "upgrade. Next: run playbooks/rollback.yml (or re-run playbooks/upgrade.yml, which finishes "
+                      "it first)" % (before["session_id"], states.rollback_backup(before)))
+
     def started(self, before):
         target = self.p["target_commit"]
         blocked = states.blocking_message(before, target, self.facts)
@@ -377,12 +383,10 @@ class Session:
             self.fail(blocked)
         planned = before["session_id"] if states.resumable(before, target) else (
             self.p["session_id"] or states.new_session_id(self.now))
+        self.refuse_open_rollback(before)
         self.lock_for(planned, target, before)
         before = self.load()  # what the facts say now that this run holds the lock
-        if before and before["status"] == "rolling_back":
-            self.fail("the rollback of session %s from backup %s was interrupted; it must finish before any "
-                      "upgrade. Next: run playbooks/rollback.yml (or re-run playbooks/upgrade.yml, which finishes "
-                      "it first)" % (before["session_id"], states.rollback_backup(before)))
+        self.refuse_open_rollback(before)
         blocked = states.blocking_message(before, target, self.facts)
         if blocked:
             self.fail(blocked)

@@ -333,3 +333,70 @@ def test_completed_records_the_cleanup_phase_and_releases_the_lock(state_of, hom
     assert not failed and done["lock_action"] == "released"
     assert facts(home)["completed_phases"] == ["preflight", "cleanup"] and facts(home)["status"] == "completed"
     assert done["next_phase"] is None
+
+
+# --- rolling_back: write-ahead, resumable, backups of this installation only --------------------
+
+def make_backup(home, name="2026-11-24-101500", praxis_home=None):
+    from ansible_collections.praxis.upgrade.plugins.module_utils import backup as bk
+    work = os.path.join(home, "workflows")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "w.md"), "w") as handle:
+        handle.write("w\n")
+    made = bk.create(home, os.path.join(home, ".backups"), ["workflows"], venv=None)
+    if praxis_home:  # pretend it was made of another installation
+        manifest = os.path.join(made["path"], "MANIFEST.json")
+        doc = json.load(open(manifest))
+        doc["praxis_home"] = praxis_home
+        json.dump(doc, open(manifest, "w"))
+    return made["path"]
+
+
+def test_rolling_back_is_recorded_before_any_restore_and_resumes_with_the_same_backup(state_of, home):
+    started, failed = state_of("started", target_commit=TARGET)
+    path = make_backup(home)
+    state_of("phase_done", phase="backup", backup_path=path)
+    state_of("phase_done", phase="content")
+    first, failed = state_of("rolling_back", reason="server: boom", server_mode="none")
+    assert not failed, first
+    assert first["backup_path"] == path and first["restore"] and first["failed_phase"] == "server"
+    assert first["undoing"] == ["backup", "content"] and not first["resumed_rollback"]
+    saved = facts(home)
+    assert saved["status"] == "rolling_back" and saved["completed_phases"] == []
+    assert lock_of(home)["session_id"] == started["session_id"]
+    again, failed = state_of("rolling_back", reason="operator", backup_name="2020-01-01-000000")
+    assert not failed and again["resumed_rollback"] and again["backup_path"] == path  # the recorded one wins
+    refused, failed = state_of("started", target_commit=TARGET)
+    assert failed and "interrupted" in refused["msg"] and "rollback.yml" in refused["msg"]
+    done, failed = state_of("rolled_back", evidence={"healthy_after": True})
+    assert not failed and facts(home)["status"] == "rolled_back" and lock_of(home) is None
+
+
+def test_rolling_back_before_a_backup_existed_restores_nothing(state_of, home):
+    state_of("started", target_commit=TARGET)
+    result, failed = state_of("rolling_back", reason="backup: disk full")
+    assert not failed and result["backup_path"] is None and result["restore"] is False
+
+
+@pytest.mark.parametrize("name,words", [("/elsewhere/.backups/2026-11-24-101500", "not a backup name"),
+                                        ("../2026-11-24-101500", "not a backup name"),
+                                        ("MADE", "belongs to the installation")])
+def test_rollback_refuses_foreign_backups_changing_nothing(state_of, home, name, words):
+    made = make_backup(home, praxis_home="/somewhere/else/.praxis-os")
+    name = os.path.basename(made) if name == "MADE" else name
+    before = snapshot(home)
+    result, failed = state_of("rolling_back", reason="operator", backup_name=name)
+    assert failed and words in result["msg"] and "Next:" in result["msg"]
+    assert snapshot(home) == before  # no state written, no lock left
+
+
+def test_closing_removes_the_journalled_temporary_paths_only(state_of, home):
+    started, failed = state_of("started", target_commit=TARGET)
+    sid = started["session_id"]
+    for rel in (".cache/upgrade/x", "mcp_server.new-%s" % sid):
+        os.makedirs(os.path.join(home, rel))
+    os.makedirs(os.path.join(home, "mcp_server"))
+    state_of("rolling_back", reason="x")
+    done, failed = state_of("rolled_back")
+    assert not failed and sorted(done["removed_temp_paths"]) == [".cache/upgrade", "mcp_server.new-%s" % sid]
+    assert os.path.isdir(os.path.join(home, "mcp_server"))
