@@ -68,6 +68,8 @@ def check_transition(state: Optional[State], event: str) -> str:
         hint = "start a new upgrade with playbooks/upgrade.yml"
     raise TransitionError("session %s is %s, so it cannot take '%s'. Next: %s"
                           % ((state or {}).get("session_id"), status or "not recorded", event, hint))
+
+
 FACTS_REL = ".cache/facts.d/praxis_upgrade.fact"
 FACTS_MODE = 0o644
 ROLLBACK_HINT = "playbooks/rollback.yml"

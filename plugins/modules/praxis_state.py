@@ -307,8 +307,8 @@ class Session:
         given = self.p["session_id"]
         if given and before and given != before["session_id"]:
             self.fail("session %s was asked for, but %s records session %s (%s). Next: re-run the playbook "
-                      "without a session id, or inspect that file" % (given, self.facts, before["session_id"],
-                                                                     before["status"]))
+                      "without a session id, or inspect that file"
+                      % (given, self.facts, before["session_id"], before["status"]))
 
     # --- the lock --------------------------------------------------------------------------------
     def owner(self, session_id, target):
