@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     UnsafePathError,
     atomic_write_bytes,
@@ -44,7 +45,7 @@ PROJECT = "project"
 PROJECT_FILES = (".gitignore", ".cursorrules", ".cursorrules.upstream", ".cursor/mcp.json", ".cursor/mcp.json.upstream")
 VENV_SNAPSHOT = "venv-snapshot"
 METADATA = (MANIFEST, VENV_MANIFEST, REQUIREMENTS)
-KINDS = ("dir", "file", "absent")
+KINDS = ("dir", "file", "link", "absent")
 NAME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{6})(?:-(\d+))?$")
 LIST_LIMIT = 50
 PIP_TIMEOUT = 300.0
@@ -106,17 +107,37 @@ def _checked_paths(paths: Iterable[str], what: str) -> List[str]:
     return checked
 
 
-def _scan_tree(root: str) -> Tuple[List[Tuple[str, str]], List[str]]:
-    """Files as (rel, abs) (manifest.walk_files: IGNORE skipped, escaping symlinks refused) and dirs."""
-    files = list(walk_files(root))
+def _scan_tree(root: str) -> Tuple[List[Tuple[str, str]], List[str], Dict[str, str]]:
+    """Regular files as (rel, abs), dirs, and in-tree symlinks {rel: target} (recorded as links, never
+    followed: a user's link stays a link after backup and restore). IGNORE'd names are skipped; a
+    symlink pointing outside `root` is refused (manifest.walk_files' rule)."""
+    list(walk_files(root))  # refuses escaping symlinks with the usual message
+    files: List[Tuple[str, str]] = []
+    links: Dict[str, str] = {}
     dirs = [""]
-    for current, dirnames, _files in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames if not ignored(d) and not os.path.islink(os.path.join(current, d))
-        )
+    for current, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(current, root).replace(os.sep, "/")
-        dirs.extend(name if rel_dir == "." else rel_dir + "/" + name for name in dirnames)
-    return files, dirs
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        kept = []
+        for name in sorted(dirnames):
+            path = os.path.join(current, name)
+            if ignored(name):
+                continue
+            if os.path.islink(path):
+                links[prefix + name] = os.readlink(path)
+            else:
+                kept.append(name)
+        dirnames[:] = kept
+        dirs.extend(prefix + name for name in kept)
+        for name in sorted(filenames):
+            path = os.path.join(current, name)
+            if ignored(name):
+                continue
+            if os.path.islink(path):
+                links[prefix + name] = os.readlink(path)
+            elif os.path.isfile(path):
+                files.append((prefix + name, path))
+    return files, dirs, links
 
 
 # --------------------------------------------------------------------------- create
@@ -162,11 +183,32 @@ def _make_unique_dir(backup_root: str, base: str) -> str:
             counter += 1
 
 
+def _link_ok(key: str, target: str) -> bool:
+    """A recorded symlink must be relative and land inside the backed-up tree (files/ or project/)."""
+    top = key.split("/")[0]
+    landing = os.path.normpath(os.path.join(os.path.dirname(key), target))
+    return not os.path.isabs(target) and landing.startswith(top + "/")
+
+
+def _record_link(src: str, target: str, backup_dir: str, key: str, doc: dict) -> None:
+    if not _link_ok(key, target):
+        raise BackupError(
+            "%s is a symlink pointing outside the installation (to %s); replace it with a regular file or remove "
+            "it, then re-run" % (src, target)
+        )
+    os.symlink(target, os.path.join(backup_dir, key))
+    doc["links"][key] = target
+
+
 def _copy_path(src: str, backup_dir: str, key: str, doc: dict) -> Tuple[str, int, int]:
     """Copy one backed-up path into the backup; return (kind, file count, bytes)."""
     count = size = 0
+    if os.path.islink(src):
+        os.makedirs(os.path.dirname(os.path.join(backup_dir, key)), exist_ok=True)
+        _record_link(src, os.readlink(src), backup_dir, key, doc)
+        return "link", 0, 0
     if os.path.isdir(src):
-        files, dirs = _scan_tree(src)
+        files, dirs, links = _scan_tree(src)
         for rel in dirs:
             dkey = _key(key, rel)
             doc["dirs"].append(dkey)
@@ -175,6 +217,8 @@ def _copy_path(src: str, backup_dir: str, key: str, doc: dict) -> Tuple[str, int
         for rel, path in files:
             fkey = _key(key, rel)
             count, size = count + 1, size + _copy_one(path, backup_dir, fkey, doc)
+        for rel, target in sorted(links.items()):  # recorded as links, never followed
+            _record_link(os.path.join(src, rel), target, backup_dir, _key(key, rel), doc)
         return "dir", count, size
     if os.path.isfile(src):
         return "file", 1, _copy_one(src, backup_dir, key, doc)
@@ -324,7 +368,7 @@ def create(
     backup_dir = _make_unique_dir(backup_root, stamp.strftime("%Y-%m-%d-%H%M%S"))
     doc = {
         "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": {}, "paths": {}, "project_paths": {}, "modes": {}, "dirs": [],
+        "files": {}, "paths": {}, "project_paths": {}, "modes": {}, "dirs": [], "links": {},
         "session_id": session_id, "praxis_home": home,
         "project_dir": os.path.abspath(project_dir) if project_dir else None,
         "venv": bool(venv_path), "venv_name": venv if venv_path else None, "venv_linked": None,
@@ -406,6 +450,13 @@ def load(backup_dir: str) -> dict:
             raise _corrupt(backup_dir, "'dirs' must be a list and 'modes' a mapping")
         for key in doc["dirs"] + list(doc["modes"]):
             check_relpath(key)
+        links = doc.setdefault("links", {})
+        if not isinstance(links, dict):
+            raise _corrupt(backup_dir, "'links' must be a mapping")
+        for key, target in links.items():
+            check_relpath(key)
+            if key.split("/")[0] not in (FILES, PROJECT) or not isinstance(target, str) or not _link_ok(key, target):
+                raise _corrupt(backup_dir, "link %r -> %r does not stay inside the backed-up tree" % (key, target))
         if doc.get("venv"):
             check_relpath(doc.get("venv_name") or "venv")
     except UnsafePathError as exc:
@@ -463,7 +514,8 @@ def _extra_files(backup_dir: str, doc: dict) -> List[str]:
         for current, dirnames, filenames in os.walk(os.path.join(backup_dir, name)):
             rel_dir = os.path.relpath(current, backup_dir).replace(os.sep, "/")
             links = [d for d in dirnames if os.path.islink(os.path.join(current, d))]
-            extra += [rel_dir + "/" + e for e in sorted(filenames + links) if rel_dir + "/" + e not in doc["files"]]
+            extra += [rel_dir + "/" + e for e in sorted(filenames + links)
+                      if rel_dir + "/" + e not in doc["files"] and rel_dir + "/" + e not in doc["links"]]
     return extra
 
 
@@ -477,6 +529,12 @@ def verify(backup_dir: str) -> dict:
         if not _is_real_file(path):
             missing.append(key)
         elif sha256_file(path) != digest:
+            changed.append(key)
+    for key, target in sorted(doc["links"].items()):
+        path = os.path.join(backup_dir, key)
+        if not os.path.islink(path):
+            missing.append(key)
+        elif os.readlink(path) != target:
             changed.append(key)
     venv_problems: List[str] = []
     if doc.get("venv"):
@@ -557,6 +615,11 @@ class _Changes:
         if not self.check:
             os.chmod(path, mode)
 
+    def link(self, key: str, path: str, target: str) -> None:
+        self.restored.append(key)
+        if not self.check:
+            os.symlink(target, path)
+
     def mkdir(self, key: str, path: str, mode: int) -> None:
         self.restored.append(key + "/")
         if not self.check:
@@ -587,10 +650,16 @@ def _protected(name: str, bytecode_recorded: bool) -> bool:
     return ignored(name)
 
 
+def _same_link(path: str, target: Optional[str]) -> bool:
+    return target is not None and os.path.islink(path) and os.readlink(path) == target
+
+
 def _remove_residue(live: str, key: str, files: Set[str], dirs: Set[str], changes: _Changes,
-                    bytecode_recorded: bool = False) -> None:
+                    links: Optional[Dict[str, str]] = None, bytecode_recorded: bool = False) -> None:
     """Remove what lies under `live` but not in the backup; IGNORE'd caches in kept dirs stay (bytecode
-    too, unless the backup recorded the bytecode that existed: then new bytecode is residue)."""
+    too, unless the backup recorded the bytecode that existed: then new bytecode is residue), and so do
+    symlinks the backup recorded as such (same target)."""
+    links = links or {}
     for current, dirnames, filenames in os.walk(live):
         rel_dir = os.path.relpath(current, live).replace(os.sep, "/")
         ckey = key if rel_dir == "." else key + "/" + rel_dir
@@ -599,12 +668,25 @@ def _remove_residue(live: str, key: str, files: Set[str], dirs: Set[str], change
             if entry in dirs and not os.path.islink(path):
                 continue  # walk into it
             dirnames.remove(name)
-            if entry in files or entry in dirs or not _protected(name, bytecode_recorded):
+            if _same_link(path, links.get(entry)):
+                continue
+            if entry in files or entry in dirs or entry in links or not _protected(name, bytecode_recorded):
                 changes.remove(entry, path)  # unknown dir, or a dir/symlink where something else belongs
         for name in sorted(filenames):
             path, entry = os.path.join(current, name), ckey + "/" + name
-            if entry not in files and not _protected(name, bytecode_recorded):
+            if _same_link(path, links.get(entry)):
+                continue
+            if (entry not in files or entry in links) and not _protected(name, bytecode_recorded):
                 changes.remove(entry, path)
+
+
+def _restore_link(key: str, live: str, target: str, changes: _Changes) -> None:
+    if changes.exists(live) and _same_link(live, target):
+        changes.unchanged += 1
+        return
+    if changes.exists(live):
+        changes.remove(key, live)
+    changes.link(key, live, target)
 
 
 def _restore_path(backup_dir: str, doc: dict, live: str, key: str, kind: str, changes: _Changes) -> None:
@@ -615,12 +697,16 @@ def _restore_path(backup_dir: str, doc: dict, live: str, key: str, kind: str, ch
     if kind == "file":
         _restore_file(backup_dir, doc, key, live, changes)
         return
+    if kind == "link":
+        _restore_link(key, live, doc["links"][key], changes)
+        return
     files = {k for k in doc["files"] if k.startswith(key + "/")}
     dirs = {d for d in doc["dirs"] if d == key or d.startswith(key + "/")}
+    links = {k: t for k, t in doc["links"].items() if k.startswith(key + "/")}
     if changes.exists(live) and not _is_real_dir(live):
         changes.remove(key, live)
     if changes.exists(live):
-        _remove_residue(live, key, files, dirs, changes, bool((doc.get("residue") or {}).get("bytecode")))
+        _remove_residue(live, key, files, dirs, changes, links, bool((doc.get("residue") or {}).get("bytecode")))
     for dkey in sorted(dirs):
         path = os.path.join(live, dkey[len(key) + 1:]) if dkey != key else live
         mode = doc["modes"].get(dkey, 0o755)
@@ -630,6 +716,8 @@ def _restore_path(backup_dir: str, doc: dict, live: str, key: str, kind: str, ch
             changes.chmod(dkey + "/", path, mode)
     for fkey in sorted(files):
         _restore_file(backup_dir, doc, fkey, os.path.join(live, fkey[len(key) + 1:]), changes)
+    for lkey, target in sorted(links.items()):
+        _restore_link(lkey, os.path.join(live, lkey[len(key) + 1:]), target, changes)
 
 
 def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[str]:
@@ -674,14 +762,17 @@ def restore(
     """Make every backed-up path exactly as in the backup (no residue); with `check`, only report."""
     started = time.monotonic()
     backup_dir = os.path.abspath(backup_dir)
+    home = _existing_home(praxis_home)
+    check_identity(backup_dir, home)
     report = verify(backup_dir)
     if not report["ok"]:
         raise BackupError(verification_message(report))
     doc = load(backup_dir)
-    home = _existing_home(praxis_home)
     changes = _Changes(check)
-    for rel, kind in sorted(doc["paths"].items()):
+    for index, (rel, kind) in enumerate(sorted(doc["paths"].items())):
         _restore_path(backup_dir, doc, os.path.join(home, rel), FILES + "/" + rel, kind, changes)
+        if index == 1 and not check:
+            fault_point("rollback.restore_midway")  # test seam: a crash with half the paths restored
     if doc["project_paths"]:
         project = project_dir or doc.get("project_dir")
         if not project or not os.path.isdir(project):
@@ -824,25 +915,61 @@ def latest(backup_root: str) -> Optional[dict]:
     return complete[-1] if complete else None
 
 
+def check_name(name: str) -> str:
+    """A backup *name* (`YYYY-MM-DD-HHMMSS[-N]`) inside this installation's `.backups/`, never a path."""
+    if not isinstance(name, str) or "/" in name or "\\" in name or ".." in name or not NAME_RE.match(name):
+        raise BackupError(
+            "praxis_backup_name %r is not a backup name: it must be a name like 2026-11-24-101500 inside this "
+            "installation's .backups/ directory, never a path. Next: list them with playbooks/status.yml "
+            "(or ls <project>/.praxis-os/.backups) and pass one name" % (name,)
+        )
+    return name
+
+
+def check_identity(backup_dir: str, praxis_home: str) -> dict:
+    """The backup's manifest, when it was made of the installation `praxis_home`; BackupError otherwise."""
+    doc = load(backup_dir)
+    recorded = doc.get("praxis_home")
+    home = os.path.realpath(praxis_home)
+    if not isinstance(recorded, str) or os.path.realpath(recorded) != home:
+        raise BackupError(
+            "backup %s belongs to the installation %s, not to %s; it is refused and nothing was changed. "
+            "Next: restore one of this installation's own backups (ls %s)"
+            % (backup_dir, recorded, home, os.path.join(home, ".backups"))
+        )
+    return doc
+
+
+def session_backup(backup_root: str, session_id: Optional[str]) -> Optional[dict]:
+    """The newest complete backup made by `session_id` (a resumed upgrade), if any."""
+    if not session_id:
+        return None
+    mine = [b for b in list_backups(backup_root) if b["complete"] and b["session_id"] == session_id]
+    return mine[-1] if mine else None
+
+
 def resolve(backup_root: str, backup: Optional[str] = None) -> str:
-    """Path of a backup given by name (in `backup_root`) or path; default: the newest complete one."""
+    """Path of a backup in `backup_root`: by name, by a path directly inside it, or the newest complete one."""
+    root = os.path.abspath(backup_root)
     if not backup:
-        newest = latest(backup_root)
+        newest = latest(root)
         if newest is None:
             raise BackupError(
-                "no complete backup in %s; create one with praxis.upgrade.praxis_backup state=present" % backup_root
+                "no complete backup in %s. Next: create one with praxis.upgrade.praxis_backup state=present" % root
             )
         return newest["path"]
     if "/" in backup:
         path = os.path.abspath(backup)
+        if os.path.dirname(os.path.realpath(path)) != os.path.realpath(root):
+            raise BackupError(
+                "backup %s is not inside this installation's backup directory %s; it is refused. Next: pass the "
+                "name of one of its backups (ls %s)" % (backup, root, root)
+            )
     else:
-        try:
-            path = os.path.join(os.path.abspath(backup_root), check_relpath(backup))
-        except UnsafePathError as exc:
-            raise BackupError("backup name %r is not valid (%s); pass a name from ls %s" % (backup, exc, backup_root)) from exc
-    if not os.path.isdir(path):
+        path = os.path.join(root, check_name(backup))
+    if not _is_real_dir(path):
         raise BackupError(
-            "backup %s does not exist; list the backups: ls %s, then -e praxis_backup_name=<name>" % (path, backup_root)
+            "backup %s does not exist. Next: list the backups: ls %s, then -e praxis_backup_name=<name>" % (path, root)
         )
     return path
 

@@ -5,7 +5,8 @@
 
 `fault_point(name)` kills the whole process group with SIGKILL when the environment variable
 `PRAXIS_FAULT_POINT` equals `name`; otherwise it does nothing. Names in use: `backup.done`,
-`server.between_renames`, `server.during_pip`, `content.midway`.
+`content.midway`, `server.during_staging`, `server.between_renames`, `server.during_pip`,
+`cleanup.after_update_log`, `rollback.started`, `rollback.restore_midway`, `rollback.before_record`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_bytes,
@@ -25,7 +25,8 @@ def utc_stamp(now: Optional[datetime.datetime] = None) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_summary(session: dict, source: dict, outcome: str, pruned: Iterable[str] = ()) -> dict:
+def build_summary(session: dict, source: dict, outcome: str, pruned: Iterable[str] = (),
+                  finished_at: Optional[str] = None) -> dict:
     """The per-target summary document: everything an operator asks after an upgrade."""
     phases = session.get("phases") or {}
     evidence = {name: (phases.get(name) or {}).get("evidence") or {} for name in PHASES}
@@ -53,7 +54,7 @@ def build_summary(session: dict, source: dict, outcome: str, pruned: Iterable[st
         "ide_restart_required": bool(evidence["server"].get("ide_restart_required")),
         "pruned_backups": list(pruned),
         "started_at": session.get("started_at"),
-        "finished_at": utc_stamp(),
+        "finished_at": finished_at or utc_stamp(),
     }
 
 
@@ -121,8 +122,24 @@ def append_record(path: str, text: str) -> None:
     atomic_write_bytes(path, old + text.encode("utf-8"))
 
 
-def write_target_records(praxis_home: str, summary: dict, manifest: Dict[str, str]) -> dict:
-    """Write summary reports, VERSION.txt, UPDATE_LOG.txt, INSTALLATION_SUMMARY.md, base manifest."""
+def append_record_once(path: str, text: str, marker: str) -> bool:
+    """Append `text` unless the record already holds `marker` (a resumed run writes each record once)."""
+    if os.path.exists(path):
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            if marker in handle.read():
+                return False
+    append_record(path, text)
+    return True
+
+
+def write_target_records(praxis_home: str, summary: dict, manifest: Dict[str, str],
+                         fault: Optional[Callable[[str], None]] = None) -> dict:
+    """Write summary reports, VERSION.txt, UPDATE_LOG.txt, INSTALLATION_SUMMARY.md, base manifest.
+
+    Idempotent per session: the summary files are named by the session's records stamp, VERSION.txt and
+    the base manifest are set (not appended), and the two append-only records get one entry per session
+    and outcome (found again by `session=<id> <outcome>`), so re-running after a crash adds nothing twice.
+    """
     cache = os.path.join(praxis_home, ".cache")
     stamp = summary["finished_at"].replace(":", "").replace("-", "")
     json_path = os.path.join(cache, "upgrade-summary-%s.json" % stamp)
@@ -137,22 +154,27 @@ def write_target_records(praxis_home: str, summary: dict, manifest: Dict[str, st
             os.path.join(cache, "base-manifest.json"), {"commit": summary["target_commit"], "files": manifest}
         )
     counts = summary.get("counts") or {}
-    append_record(
+    marker = "session=%s outcome=%s" % (summary.get("session_id"), summary["outcome"])
+    append_record_once(
         os.path.join(praxis_home, "UPDATE_LOG.txt"),
-        "%s %s %s -> %s (%s) session=%s backup=%s added=%s updated=%s deleted=%s conflicts=%s\n" % (
+        "%s %s %s -> %s (%s) %s backup=%s added=%s updated=%s deleted=%s conflicts=%s\n" % (
             summary["finished_at"], summary["outcome"], (summary.get("installed_commit") or "?")[:12],
-            summary["target_commit"][:12], summary.get("target_describe"), summary.get("session_id"),
+            summary["target_commit"][:12], summary.get("target_describe"), marker,
             summary.get("backup_path"), counts.get("add", 0), counts.get("update", 0),
             counts.get("delete", 0), counts.get("conflict", 0),
         ),
+        marker,
     )
-    append_record(
+    if fault:
+        fault("cleanup.after_update_log")
+    append_record_once(
         os.path.join(praxis_home, "INSTALLATION_SUMMARY.md"),
-        "\n## Upgrade %s — %s\n\n- to `%s` (%s) from `%s`\n- backup: `%s`\n- report: `%s`\n" % (
+        "\n## Upgrade %s — %s\n\n- to `%s` (%s) from `%s`\n- backup: `%s`\n- report: `%s`\n- %s\n" % (
             summary["finished_at"], summary["outcome"], summary["target_commit"][:12],
             summary.get("target_describe"), (summary.get("installed_commit") or "?")[:12],
-            summary.get("backup_path"), md_path,
+            summary.get("backup_path"), md_path, marker,
         ),
+        marker,
     )
     return {"json": json_path, "markdown": md_path}
 

@@ -6,6 +6,7 @@
 The swap is journalled in the session facts file (`journal` entry with `op: swap`) before every
 rename, so a crash at any point is finished (or undone) by `recover_swap`:
 
+    staging    <home>/mcp_server.new-<session> is being copied (journalled before it exists); live untouched
     staged     <home>/mcp_server.new-<session> is complete and verified; live untouched
     old_moved  live renamed to <home>/mcp_server.old-<session>
     swapped    new renamed to live; the old tree (also in the backup) is removed next
@@ -143,6 +144,12 @@ def recover_swap(praxis_home: str, state_path: str, check: bool = False) -> dict
     paths = _check_entry(praxis_home, entry)
     live, new, old = paths["live"], paths["new"], paths["old"]
     step = entry.get("step")
+    if step == "staging":  # died while copying: the staged tree is incomplete, live was never touched
+        result = {"recovered": True, "action": "undone", "step": step}
+        if not check:
+            remove_path(new)
+            state.journal_clear(state_path, SWAP_OP)
+        return result
     has_live, has_new, has_old = (os.path.isdir(p) for p in (live, new, old))
     if not has_live and not has_new and not has_old:
         raise SwapError("interrupted swap (step %s) left no server tree: %s, %s and %s are all missing — "
@@ -178,6 +185,8 @@ def _stage(source_server: str, new: str, subset: Dict[str, str]) -> None:
                 raise SwapError("source file %s named in the manifest is missing; the shipped source is "
                                 "incomplete — re-run the upgrade so it is shipped again" % src)
             got = copy_file_atomic(src, os.path.join(new, *inner.split("/")))
+            if inner == "__main__.py":
+                faults.fault_point("server.during_staging")  # test seam: a crash with the staging half made
             if got != expected:
                 raise SwapError("source file %s has sha256 %s, the manifest says %s; the shipped source "
                                 "changed after validation — re-run the upgrade" % (src, got, expected))
@@ -218,8 +227,14 @@ def swap_server(praxis_home: str, source_dir: str, manifest_subset: Dict[str, st
     if not os.path.isdir(source_server):
         raise SwapError("%s does not exist; the shipped source is incomplete — re-run the upgrade" % source_server)
     remove_path(paths["new"])  # leftovers of an attempt that died while staging
-    _stage(source_server, paths["new"], subset)
-    entry = dict(op=SWAP_OP, step="staged", **paths)
+    entry = dict(op=SWAP_OP, step="staging", **paths)
+    state.journal_set(state_path, entry)  # write-ahead: the staging dir is journalled before it exists
+    try:
+        _stage(source_server, paths["new"], subset)
+    except Exception:
+        state.journal_clear(state_path, SWAP_OP)  # _stage removed the partial copy
+        raise
+    entry = dict(entry, step="staged")
     state.journal_set(state_path, entry)
     if os.path.isdir(paths["live"]):
         os.rename(paths["live"], paths["old"])

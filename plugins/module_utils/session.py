@@ -10,10 +10,13 @@ their work succeeds (option `record_phase`), so a phase costs one task instead o
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+from typing import List, Optional, Tuple
 
+from ansible_collections.praxis.upgrade.plugins.module_utils import backup as backups
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, remove_path
 
 
 class SessionError(ValueError):
@@ -52,7 +55,59 @@ def record_phase(praxis_home: str, session_id: Optional[str], phase: str, eviden
         after["backup_path"] = backup_path
     if not check:
         after = states.save(states.facts_path(praxis_home), after)
+        locks.heartbeat(locks.lock_path(praxis_home), after["session_id"])
     return after
+
+
+def session_temp_paths(target_commit: Optional[str], session_id: str) -> List[str]:
+    """Every temporary path an upgrade session may create (relative to the installation), journalled
+    when the session starts, before any of them exists: the shipped archive, the unpacked source, the
+    staged and the moved-aside server trees."""
+    rels = [".cache/upgrade", "mcp_server.new-%s" % session_id, "mcp_server.old-%s" % session_id]
+    if target_commit:
+        rels.insert(0, ".cache/praxis-source-%s.tar.gz" % target_commit)
+    return rels
+
+
+def remove_temp_paths(praxis_home: str, state: dict, check: bool = False) -> List[str]:
+    """Remove the journalled temporary paths that exist (relative, inside the installation only)."""
+    home = os.path.abspath(praxis_home)
+    removed = []
+    for rel in state.get("temp_paths") or []:
+        try:
+            path = os.path.join(home, check_relpath(rel))
+        except UnsafePathError:
+            continue  # never remove outside the installation, whatever the file says
+        if rel.split("/")[0] in ("mcp_server", "venv", "standards", "workflows", "specs", "workspace"):
+            continue
+        if os.path.lexists(path):
+            removed.append(rel)
+            if not check:
+                remove_path(path)
+    return removed
+
+
+def rollback_target(praxis_home: str, state: Optional[dict], backup_name: Optional[str]) -> Tuple[Optional[str], str]:
+    """Which backup a rollback restores, and why: (absolute path or None when nothing changed yet, reason).
+
+    An interrupted rollback (`rolling_back`) finishes with its recorded backup; else the operator's
+    `backup_name` (a name in this installation's `.backups/`); else the backup of the interrupted or
+    failing upgrade session (None when it had not made one: nothing was changed yet); else the newest.
+    """
+    root = os.path.join(os.path.abspath(praxis_home), ".backups")
+    recorded = states.rollback_backup(state)
+    if recorded:
+        return recorded, "the interrupted rollback of session %s restores %s" % (state["session_id"], recorded)
+    if backup_name:
+        return backups.resolve(root, backups.check_name(backup_name)), "backup %s was asked for" % backup_name
+    if state and state["status"] == "in_progress":
+        if state.get("backup_path"):
+            return state["backup_path"], "the backup of session %s" % state["session_id"]
+        made = backups.session_backup(root, state["session_id"])
+        if made:
+            return made["path"], "the backup session %s made before it was interrupted" % state["session_id"]
+        return None, "session %s changed nothing before its backup was complete" % state["session_id"]
+    return backups.resolve(root, None), "the newest complete backup"
 
 
 def record_for(module, evidence: dict, backup_path: Optional[str] = None) -> Optional[dict]:

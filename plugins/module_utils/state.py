@@ -15,14 +15,61 @@ from __future__ import annotations
 import copy
 import datetime
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import atomic_write_json, read_json
 
 SCHEMA = 1
 PHASES = ("preflight", "backup", "content", "server", "validate", "cleanup")
-STATUSES = ("in_progress", "completed", "failed", "rolled_back")
+STATUSES = ("in_progress", "rolling_back", "completed", "failed", "rolled_back")
 FINAL_STATUSES = ("completed", "failed", "rolled_back")
+OPEN_STATUSES = ("in_progress", "rolling_back")
+RECORDS_OP = "records"
+
+# The session as a write-ahead state machine: (status before, event) -> status after. Every edge is
+# saved in the facts file *before* what it announces is done (see docs/ARCHITECTURE.md, "Session").
+# `None` stands for "no session recorded yet".
+TRANSITIONS = {
+    (None, "start"): "in_progress",
+    ("completed", "start"): "in_progress",
+    ("failed", "start"): "in_progress",
+    ("rolled_back", "start"): "in_progress",
+    ("in_progress", "resume"): "in_progress",
+    ("in_progress", "phase_done"): "in_progress",
+    ("in_progress", "records"): "in_progress",
+    ("in_progress", "complete"): "completed",
+    ("in_progress", "fail"): "failed",
+    (None, "rollback"): "rolling_back",
+    ("in_progress", "rollback"): "rolling_back",
+    ("failed", "rollback"): "rolling_back",
+    ("completed", "rollback"): "rolling_back",
+    ("rolled_back", "rollback"): "rolling_back",
+    ("rolling_back", "rollback"): "rolling_back",
+    ("rolling_back", "rolled_back"): "rolled_back",
+}
+
+
+class TransitionError(ValueError):
+    """An event that the session's status does not allow; the message says what to run instead."""
+
+
+def check_transition(state: Optional[State], event: str) -> str:
+    """The status `event` leads to from `state`; TransitionError (with the next step) when not allowed."""
+    status = state["status"] if state else None
+    after = TRANSITIONS.get((status, event))
+    if after is not None:
+        return after
+    if status == "rolling_back":
+        hint = ("its rollback from backup %s was interrupted; run playbooks/rollback.yml (or re-run "
+                "playbooks/upgrade.yml) to finish it first" % ((state or {}).get("rollback") or {}).get("backup_path"))
+    elif status == "in_progress":
+        hint = "re-run playbooks/upgrade.yml to finish it, or playbooks/rollback.yml to undo it"
+    else:
+        hint = "start a new upgrade with playbooks/upgrade.yml"
+    raise TransitionError("session %s is %s, so it cannot take '%s'. Next: %s"
+                          % ((state or {}).get("session_id"), status or "not recorded", event, hint))
+
+
 FACTS_REL = ".cache/facts.d/praxis_upgrade.fact"
 FACTS_MODE = 0o644
 ROLLBACK_HINT = "playbooks/rollback.yml"
@@ -161,6 +208,7 @@ def mark_phase(
     """Record `phase` as done with its evidence and timing; return the new state."""
     if phase not in PHASES:
         raise ValueError("unknown phase %r; phases are %s" % (phase, ", ".join(PHASES)))
+    check_transition(state, "phase_done")
     moment = now or utc_now()
     finished = iso(moment)
     duration = None
@@ -185,15 +233,104 @@ def last_activity(state: State) -> str:
 
 
 def finish(
-    state: State, status: str, reason: Optional[str] = None, now: Optional[datetime.datetime] = None
+    state: State, status: str, reason: Optional[str] = None, now: Optional[datetime.datetime] = None,
+    _checked: bool = False,
 ) -> State:
     """Close the session with a final status (`completed`, `failed`, `rolled_back`)."""
     if status not in FINAL_STATUSES:
         raise ValueError("final status must be one of %s, not %r" % (", ".join(FINAL_STATUSES), status))
+    if not _checked:
+        check_transition(state, {"completed": "complete", "failed": "fail", "rolled_back": "rolled_back"}[status])
+    if status == "completed" and "cleanup" not in state["completed_phases"]:
+        raise TransitionError("session %s cannot be completed before its records are written (completed: %s). "
+                              "Next: re-run playbooks/upgrade.yml" % (state["session_id"],
+                                                                      ", ".join(state["completed_phases"])))
     result = copy.deepcopy(state)
     result["status"] = status
     result["reason"] = reason
     result["finished_at"] = iso(now)
+    return result
+
+
+def begin_rollback(
+    state: Optional[State],
+    backup_path: Optional[str],
+    reason: Optional[str],
+    run_id: Optional[str] = None,
+    now: Optional[datetime.datetime] = None,
+) -> State:
+    """`rolling_back`: written before the first restore step. Names the phases being undone and the backup.
+
+    `completed_phases` is emptied here, so no later run can take a session that is being (or was)
+    rolled back for a completed upgrade. Resuming an interrupted rollback keeps its backup and phases.
+    """
+    check_transition(state, "rollback")
+    moment = now or utc_now()
+    if state is None:
+        result = new_session(None, run_id=run_id, now=moment)
+    else:
+        result = copy.deepcopy(state)
+    if result["status"] == "rolling_back":
+        return result  # resumed: the recorded backup and phases stay authoritative
+    result["rollback"] = {
+        "backup_path": backup_path,
+        "reason": reason,
+        "undoing": [p for p in result["completed_phases"] if p != "preflight"],
+        "from_status": state["status"] if state else None,
+        "run_id": run_id,
+        "started_at": iso(moment),
+        "finished_at": None,
+        "evidence": {},
+    }
+    result["status"] = "rolling_back"
+    result["completed_phases"] = []
+    result["finished_at"] = None
+    result["reason"] = reason
+    result["journal"] = [e for e in result["journal"] if e.get("op") != RECORDS_OP]
+    return result
+
+
+def finish_rollback(state: State, evidence: Optional[dict] = None, reason: Optional[str] = None,
+                    now: Optional[datetime.datetime] = None) -> State:
+    """`rolled_back`: the restore, restart and probe are done; the evidence says how it went."""
+    check_transition(state, "rolled_back")
+    result = finish(dict(state, status="in_progress"), "rolled_back", reason or state.get("reason"), now=now,
+                    _checked=True)
+    result["completed_phases"] = []
+    result["journal"] = []
+    result["rollback"] = dict(result.get("rollback") or {}, finished_at=result["finished_at"],
+                              evidence=copy.deepcopy(evidence or {}))
+    return result
+
+
+def rollback_backup(state: Optional[State]) -> Optional[str]:
+    """The backup an interrupted rollback (`rolling_back`) is restoring, else None."""
+    if state and state["status"] == "rolling_back":
+        return (state.get("rollback") or {}).get("backup_path")
+    return None
+
+
+def begin_records(state: State, now: Optional[datetime.datetime] = None) -> State:
+    """Announce the session's records (VERSION.txt, logs, base manifest, summaries) with one stamp.
+
+    A resumed run finds the entry and writes the same records under the same stamp, so each record is
+    written once per session. Only after `validate`: records never claim an unvalidated upgrade.
+    """
+    check_transition(state, "records")
+    if "validate" not in state["completed_phases"]:
+        raise TransitionError("session %s has not completed validate (completed: %s), so its records cannot be "
+                              "written. Next: re-run playbooks/upgrade.yml"
+                              % (state["session_id"], ", ".join(state["completed_phases"]) or "none"))
+    if journal_get(state, RECORDS_OP):
+        return copy.deepcopy(state)
+    return with_journal(state, {"op": RECORDS_OP, "stamp": iso(now), "session_id": state["session_id"]})
+
+
+def with_temp_paths(state: State, rels: List[str]) -> State:
+    """Journal temporary paths (relative to the installation) before anything creates them."""
+    result = copy.deepcopy(state)
+    known = list(result.get("temp_paths") or [])
+    result["temp_paths"] = known + [rel for rel in rels if rel not in known]
     return result
 
 
@@ -207,7 +344,20 @@ def next_phase(state: Optional[State]) -> Optional[str]:
 
 
 def is_interrupted(state: Optional[State]) -> bool:
-    return bool(state) and state["status"] == "in_progress"
+    """An upgrade or a rollback that did not finish (`in_progress` or `rolling_back`)."""
+    return bool(state) and state["status"] in OPEN_STATUSES
+
+
+def resumable(state: Optional[State], target_commit: Optional[str]) -> bool:
+    """An interrupted upgrade (not a rollback) to `target_commit`: the next upgrade run continues it."""
+    return bool(state) and state["status"] == "in_progress" and state.get("target_commit") == target_commit
+
+
+def blocking_message(state: Optional[State], target_commit: Optional[str], where: str) -> Optional[str]:
+    """Why an upgrade to `target_commit` cannot start from `state` (None when it can)."""
+    if state and state["status"] == "in_progress" and target_commit and state.get("target_commit") != target_commit:
+        return interrupted_message(state, target_commit, where)
+    return None
 
 
 def interrupted_message(state: State, target_commit: Optional[str], where: str) -> str:

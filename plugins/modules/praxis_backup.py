@@ -70,7 +70,9 @@ options:
     default: true
   backup:
     description:
-      - Backup to verify or restore, as a name in O(backup_root) or a path.
+      - Backup to verify or restore, as a name in O(backup_root) (C(YYYY-MM-DD-HHMMSS[-N])) or a path directly
+        inside O(backup_root); anything else is refused.
+      - A backup made of another installation (its recorded C(praxis_home)) is refused before anything changes.
       - Defaults to the newest complete backup.
     type: str
   session_id:
@@ -261,18 +263,10 @@ DEFAULT_PATHS = [
 ]
 
 
-def session_backup(root, session_id):
-    """The complete backup an earlier run of this session already made (a resumed upgrade), if any."""
-    if not session_id:
-        return None
-    mine = [b for b in backup.list_backups(root) if b["complete"] and b["session_id"] == session_id]
-    return mine[-1] if mine else None
-
-
 def run_present(module, home, root, project):
     params = module.params
     venv = "venv" if params["venv"] else None
-    earlier = session_backup(root, params["session_id"])
+    earlier = backup.session_backup(root, params["session_id"])
     if earlier:
         report = backup.verify(earlier["path"])
         if not report["ok"]:

@@ -79,6 +79,11 @@ options:
     description: Do not fail on a live lock of another session or a corrupt lock (it will be taken over).
     type: bool
     default: false
+  run:
+    description:
+      - Identity of this C(ansible-playbook) run (lookup P(praxis.upgrade.praxis_controller#lookup)); a lock of
+        another run is judged alive or gone from it (SPEC 4).
+    type: dict
   session_id:
     description: Session that wants to resume; defaults to the interrupted session for the same target, if any.
     type: str
@@ -202,7 +207,9 @@ lock:
   returned: always
   type: dict
 lock_status:
-  description: C(free), C(ours), C(stale), C(foreign) or C(broken) (corrupt, only with O(break_lock)).
+  description:
+    - C(free), C(ours), C(stale), C(foreign), C(broken) (corrupt, only with O(break_lock)) or C(unverified)
+      (another run of this controller, checked on the controller when the session starts).
   returned: always
   type: str
 lock_reason:
@@ -390,12 +397,12 @@ class Preflight:
             return None
         self.facts["last_session"] = last
         target = self.p["target_commit"]
-        if states.is_interrupted(last) and target:
-            if last.get("target_commit") != target:
-                self.problems.append(states.interrupted_message(last, target, path))
-            else:
-                self.facts.update(resume=True, resume_session_id=last["session_id"],
-                                  completed_phases=list(last["completed_phases"]))
+        blocked = states.blocking_message(last, target, path)
+        if blocked:
+            self.problems.append(blocked)
+        elif target and states.resumable(last, target):
+            self.facts.update(resume=True, resume_session_id=last["session_id"],
+                              completed_phases=list(last["completed_phases"]))
         self.facts["up_to_date"] = bool(target) and self.facts["installed_commit"] == target and not states.is_interrupted(last)
         return last
 
@@ -412,7 +419,12 @@ class Preflight:
             return
         session_id = self.p["session_id"] or self.facts["resume_session_id"]
         status, reason = locks.lock_status(current, session_id, self.p["controller"], self.p["lock_stale_after"],
-                                           session_record=last)
+                                           session_record=last, run=self.p["run"])
+        if status == "foreign" and locks.needs_controller_check(current, self.p["run"], locks.boot_id()):
+            # another run of this controller, which only the controller can check: praxis_state does
+            self.notes.append("the upgrade lock %s is held by %s, a run of this controller; it is checked on the "
+                              "controller when the session starts" % (path, locks.describe_owner(current)))
+            status = "unverified"
         self.facts.update(lock=current, lock_status=status, lock_reason=reason)
         if status == "foreign":
             message = locks.held_message(path, current, reason)
@@ -483,6 +495,7 @@ def main():
             lock_stale_after=dict(type="int", default=locks.DEFAULT_STALE_AFTER),
             break_lock=dict(type="bool", default=False),
             session_id=dict(type="str"),
+            run=dict(type="dict"),
             python_timeout=dict(type="int", default=30),
             source_installs=dict(type="dict"),
         ),

@@ -18,6 +18,9 @@ description:
     records the new base manifest used by the next three-way content upgrade.
   - Appends one line to C(UPDATE_LOG.txt) and one section to C(INSTALLATION_SUMMARY.md); both are append-only.
   - Every write is atomic (temporary file and rename).
+  - With O(session_id) the session is read from the facts file and the records are journalled first
+    (one stamp per session, written before any record), so a resumed run writes the same records again
+    instead of appending a second entry; with O(record_phase) the phase is recorded once they are durable.
 version_added: "1.0.0"
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
@@ -32,9 +35,18 @@ options:
     choices: [completed, rolled_back, failed]
     default: completed
   session:
-    description: The session document returned by M(praxis.upgrade.praxis_state).
+    description:
+      - The session document returned by M(praxis.upgrade.praxis_state), when O(session_id) is not given.
     type: dict
-    required: true
+  session_id:
+    description:
+      - The in-progress upgrade session whose records to write, read from its facts file (journalled,
+        idempotent). Takes precedence over O(session).
+    type: str
+  record_phase:
+    description: Phase to record as completed in the session once the records are written (C(cleanup)).
+    type: str
+    choices: [cleanup]
   source:
     description: The source summary (C(commit), C(describe), C(path)) of the upgrade.
     type: dict
@@ -76,6 +88,14 @@ EXAMPLES = r"""
     session: "{{ praxis_session.session }}"
     source: {commit: "{{ praxis_src.commit }}", describe: "{{ praxis_src.describe }}", path: /src/praxis-os}
     manifest: "{{ praxis_src.manifest }}"
+
+- name: The same, once per session, journalled in the session and recorded as its cleanup phase
+  praxis.upgrade.praxis_report:
+    praxis_home: /srv/app/.praxis-os
+    session_id: "{{ praxis_session.session_id }}"
+    source: {commit: "{{ praxis_src.commit }}", describe: "{{ praxis_src.describe }}", path: /src/praxis-os}
+    manifest: "{{ praxis_src.manifest }}"
+    record_phase: cleanup
 """
 
 RETURN = r"""
@@ -89,6 +109,10 @@ removed_staging:
   returned: always
   type: list
   elements: str
+session:
+  description: The session after recording O(record_phase).
+  returned: when O(session_id) and O(record_phase) are given, not in check mode
+  type: dict
 reports:
   description: Paths of the JSON and Markdown reports (empty in check mode).
   returned: always
@@ -99,8 +123,23 @@ reports:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils import faults
+from ansible_collections.praxis.upgrade.plugins.module_utils import session as sessions
+from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import remove_path
 from ansible_collections.praxis.upgrade.plugins.module_utils.report import build_summary, write_target_records
+
+
+def journalled_session(module, home):
+    """The checked in-progress session with its records journalled (the stamp saved before writing)."""
+    try:
+        before = sessions.checked_session(home, module.params["session_id"])
+        after = states.begin_records(before)
+        if after != before and not module.check_mode:
+            after = states.save(states.facts_path(home), after)
+    except (ValueError, OSError) as exc:
+        module.fail_json(msg="the upgrade records cannot be written: %s" % exc)
+    return after
 
 
 def main():
@@ -108,17 +147,27 @@ def main():
         argument_spec=dict(
             praxis_home=dict(type="path", required=True),
             outcome=dict(type="str", default="completed", choices=["completed", "rolled_back", "failed"]),
-            session=dict(type="dict", required=True),
+            session=dict(type="dict"),
+            session_id=dict(type="str"),
+            record_phase=dict(type="str", choices=["cleanup"]),
             source=dict(type="dict", required=True),
             manifest=dict(type="dict", default={}),
             remove_staging=dict(type="list", elements="path", default=[]),
             pruned=dict(type="list", elements="str", default=[]),
         ),
+        required_one_of=[("session", "session_id")],
+        required_by={"record_phase": "session_id"},
         supports_check_mode=True,
     )
     params = module.params
-    summary = build_summary(params["session"], params["source"], params["outcome"], params["pruned"])
-    cache = os.path.join(os.path.abspath(params["praxis_home"]), ".cache") + os.sep
+    home = os.path.abspath(params["praxis_home"])
+    stamp = None
+    session = params["session"]
+    if params["session_id"]:
+        session = journalled_session(module, home)
+        stamp = states.journal_get(session, states.RECORDS_OP)["stamp"]
+    summary = build_summary(session, params["source"], params["outcome"], params["pruned"], finished_at=stamp)
+    cache = os.path.join(home, ".cache") + os.sep
     staging = [os.path.abspath(path) for path in params["remove_staging"]]
     outside = [path for path in staging if not path.startswith(cache)]
     if outside:
@@ -126,17 +175,23 @@ def main():
     present = [path for path in staging if os.path.lexists(path)]
     if module.check_mode:
         module.exit_json(changed=True, summary=summary, reports={}, removed_staging=present)
+    result = {}
     try:
-        reports = write_target_records(params["praxis_home"], summary, params["manifest"])
+        reports = write_target_records(home, summary, params["manifest"], fault=faults.fault_point)
         for path in present:
             remove_path(path)
-    except OSError as exc:
+        if params["record_phase"]:
+            recorded = sessions.record_phase(home, params["session_id"], params["record_phase"],
+                                             {"reports": reports, "records_stamp": stamp})
+            result["session"] = states.save(states.facts_path(home),
+                                            states.without_journal(recorded, states.RECORDS_OP))
+    except (OSError, ValueError) as exc:
         module.fail_json(
-            msg="could not write the upgrade records under %s: %s; check free space and permissions, "
-            "then run playbooks/status.yml" % (params["praxis_home"], exc),
+            msg="could not write the upgrade records under %s: %s. Next: check free space and permissions, "
+            "then re-run playbooks/upgrade.yml (it writes them once)" % (home, exc),
             summary=summary,
         )
-    module.exit_json(changed=True, summary=summary, reports=reports, removed_staging=present)
+    module.exit_json(changed=True, summary=summary, reports=reports, removed_staging=present, **result)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,21 @@ description:
     interrupted C(in_progress) session when it targets the same commit. A stale lock (its session is
     recorded as finished, or older than O(lock_stale_after)) is taken over and reported; a live lock
     of another session fails the task with who holds it and since when.
-  - O(state=phase_done) records a completed phase with its evidence and timing.
-  - O(state=completed), O(state=failed) and O(state=rolled_back) close the session and release the lock.
+  - O(state=phase_done) records a completed phase with its evidence and timing (and refreshes the lock's heartbeat).
+  - O(state=rolling_back) is written before a rollback restores anything - it names the backup and the phases
+    being undone and empties C(completed_phases). It resolves the backup (an interrupted rollback's recorded
+    one first, else O(backup_name), else the session's, else the newest), checks that it belongs to this
+    installation and verifies it; a refused backup changes nothing. A run that finds C(rolling_back) finishes
+    that rollback (RV(resumed_rollback)).
+  - O(state=completed) needs the C(cleanup) phase recorded (the records written by M(praxis.upgrade.praxis_report)).
+  - O(state=completed), O(state=failed) and O(state=rolled_back) close the session, remove the temporary paths
+    the session journalled, and release the lock.
+  - The lock names the run (O(run)); a lock of another run that can still be alive is never shared or resumed.
 author:
   - praxis.upgrade contributors (@praxis-upgrade)
+notes:
+  - Runs through an action plugin on the controller; when the lock's run is on this controller but the target
+    is another machine, the plugin checks that run's process on the controller and passes O(gone_runs).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:
@@ -34,8 +45,28 @@ options:
   state:
     description: What to record.
     type: str
-    choices: [started, phase_done, completed, failed, rolled_back]
+    choices: [started, phase_done, rolling_back, completed, failed, rolled_back]
     required: true
+  run:
+    description:
+      - Identity of the C(ansible-playbook) run (lookup P(praxis.upgrade.praxis_controller#lookup)) -
+        C(run_key), C(controller_host), C(controller_pid), C(controller_start), C(boot_id). Recorded in the lock.
+    type: dict
+  gone_runs:
+    description: Run keys the controller checked and found gone (set by the action plugin, not by hand).
+    type: list
+    elements: str
+    default: []
+  server_mode:
+    description:
+      - With O(state=rolling_back), the server mode asked for (C(praxis_server_mode)); C(auto), or any value when an
+        interrupted rollback is finished, gives the mode recorded before the upgrade (RV(server_mode)).
+    type: str
+  backup_name:
+    description:
+      - With O(state=rolling_back), the backup to restore, as a name in C(<praxis_home>/.backups/)
+        (C(praxis_backup_name)). A value with C(/) or C(..) is refused.
+    type: str
   session_id:
     description:
       - Session to act on. With O(state=started) and no interrupted session, the id of the new session
@@ -131,6 +162,15 @@ EXAMPLES = r"""
     evidence:
       files: "{{ backup.file_count }}"
 
+- name: Announce a rollback before restoring anything (resolves and verifies the backup)
+  praxis.upgrade.praxis_state:
+    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
+    state: rolling_back
+    backup_name: 2026-11-24-101500
+    reason: requested by the operator
+    run: "{{ lookup('praxis.upgrade.praxis_controller') }}"
+  register: rollback
+
 - name: Close the session as rolled back
   praxis.upgrade.praxis_state:
     praxis_home: "{{ praxis_project_dir }}/.praxis-os"
@@ -168,10 +208,48 @@ next_phase:
   returned: always
   type: str
 lock:
-  description: Owner of the lock (C(session_id), C(run_id), C(started_at), C(controller), C(host),
-    C(target_commit)) that blocked this session.
-  returned: when a lock held by another session makes the task fail
+  description: Owner of the lock (C(session_id), C(run_id), C(started_at), C(heartbeat_at), C(controller), C(host),
+    C(target_commit), C(run_key), C(controller_host), C(controller_pid), C(controller_start)) that blocked this run.
+  returned: when a lock held by another run makes the task fail
   type: dict
+controller_check:
+  description: The run to check on the controller (the action plugin does), when this target cannot tell.
+  returned: when a lock of another run of this controller blocks the task on a remote target
+  type: dict
+backup_path:
+  description: With O(state=rolling_back), the verified backup to restore, or null when nothing was changed yet.
+  returned: state is rolling_back
+  type: str
+server_mode:
+  description: With O(state=rolling_back), the server mode to stop and start the server in.
+  returned: state is rolling_back
+  type: str
+restore:
+  description: With O(state=rolling_back), whether there is a backup to restore (false when nothing was changed yet).
+  returned: state is rolling_back
+  type: bool
+backup_reason:
+  description: Why that backup was chosen.
+  returned: state is rolling_back
+  type: str
+resumed_rollback:
+  description: With O(state=rolling_back), whether an interrupted rollback was found and is being finished.
+  returned: state is rolling_back
+  type: bool
+failed_phase:
+  description: With O(state=rolling_back) of an upgrade in progress, the first phase it had not completed.
+  returned: state is rolling_back
+  type: str
+undoing:
+  description: Phases the rollback undoes.
+  returned: state is rolling_back
+  type: list
+  elements: str
+removed_temp_paths:
+  description: Journalled temporary paths removed when the session closed.
+  returned: state is completed, failed or rolled_back
+  type: list
+  elements: str
 """
 
 import copy
@@ -179,6 +257,8 @@ import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils import backup as backups
+from ansible_collections.praxis.upgrade.plugins.module_utils import faults
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
 from ansible_collections.praxis.upgrade.plugins.module_utils import session
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
@@ -205,9 +285,16 @@ class Session:
         self.facts = states.facts_path(self.home)
         self.lock = locks.lock_path(self.home)
         self.now = states.utc_now()
+        self.run_identity = self.p["run"] or None
         self.result = dict(changed=False, resumed=False, lock_taken_over=None, lock_action="none")
+        self.acquired = False
 
     def fail(self, msg):
+        if self.acquired and not self.module.check_mode:
+            try:  # a refusal after taking the lock leaves it as it was: free
+                locks.release(self.lock, self.acquired)
+            except (ValueError, OSError):
+                pass
         self.module.fail_json(msg=msg, **self.result)
 
     def load(self):
@@ -219,49 +306,41 @@ class Session:
     def check_session_id(self, before):
         given = self.p["session_id"]
         if given and before and given != before["session_id"]:
-            self.fail("session %s was asked for, but %s records session %s (%s); re-run the playbook without "
-                      "a session id, or inspect that file" % (given, self.facts, before["session_id"],
-                                                              before["status"]))
+            self.fail("session %s was asked for, but %s records session %s (%s). Next: re-run the playbook "
+                      "without a session id, or inspect that file"
+                      % (given, self.facts, before["session_id"], before["status"]))
 
-    # --- started ---------------------------------------------------------------------------------
-    def started(self, before):
-        target = self.p["target_commit"]
-        if states.is_interrupted(before):
-            if before.get("target_commit") != target:
-                self.fail(states.interrupted_message(before, target, self.facts))
-            self.check_session_id(before)
-            after = copy.deepcopy(before)
-            for key in ("run_id", "controller", "host", "target_describe", "source_path"):
-                if self.p[key] is not None:
-                    after[key] = self.p[key]
-            self.result["resumed"] = True
-        else:
-            after = states.new_session(
-                target, installed_commit=self.p["installed_commit"], target_describe=self.p["target_describe"],
-                source_path=self.p["source_path"], controller=self.p["controller"], host=self.p["host"],
-                run_id=self.p["run_id"], session_id=self.p["session_id"], now=self.now)
-            # preflight changed nothing, so its evidence is recorded when the session begins
-            after = states.mark_phase(after, "preflight", self.p["evidence"], self.p["phase_started_at"],
-                                      now=self.now)
-        owner = locks.make_owner(after["session_id"], target, self.p["controller"], self.p["host"],
-                                 self.p["run_id"], states.iso(self.now))
+    # --- the lock --------------------------------------------------------------------------------
+    def owner(self, session_id, target):
+        return locks.make_owner(session_id, target, self.p["controller"], self.p["host"], self.p["run_id"],
+                                states.iso(self.now), self.run_identity)
+
+    def lock_for(self, session_id, target, before):
+        """Take (or keep) the lock for this run; fail naming the holder when another live run has it."""
+        owner = self.owner(session_id, target)
         if self.module.check_mode:
             action, previous = self.plan_lock(owner, before)
         else:
             action, previous = self.take_lock(owner, before)
+        if action in ("acquired", "taken_over"):
+            self.acquired = session_id
         self.result.update(lock_action=action, lock_taken_over=previous)
-        return after
 
     def lock_args(self, before):
         return dict(stale_after=self.p["lock_stale_after"], now=self.now, session_record=before,
-                    break_lock=self.p["break_lock"])
+                    break_lock=self.p["break_lock"], gone_runs=self.p["gone_runs"])
+
+    def held(self, current, message):
+        self.result["lock"] = current
+        if locks.needs_controller_check(current, self.run_identity, locks.boot_id()):
+            self.result["controller_check"] = {key: current.get(key) for key in locks.RUN_KEYS}
+        self.fail(message)
 
     def take_lock(self, owner, before):
         try:
             return locks.acquire(self.lock, owner, **self.lock_args(before))
         except locks.LockHeld as exc:
-            self.result["lock"] = exc.owner
-            self.fail(str(exc))
+            self.held(exc.owner, str(exc))
         except (ValueError, OSError) as exc:
             self.fail("cannot take the upgrade lock %s: %s" % (self.lock, exc))
 
@@ -274,11 +353,67 @@ class Session:
                 self.fail(str(exc))
             return "taken_over", {"corrupt": True}
         status, reason = locks.lock_status(current, owner["session_id"], owner["controller"],
-                                           self.p["lock_stale_after"], self.now, before)
+                                           self.p["lock_stale_after"], self.now, before, self.run_identity,
+                                           gone_runs=self.p["gone_runs"])
         if status == "foreign" and not self.p["break_lock"]:
-            self.result["lock"] = current
-            self.fail(locks.held_message(self.lock, current, reason))
+            self.held(current, locks.held_message(self.lock, current, reason))
         return {"free": ("acquired", None), "ours": ("ours", None)}.get(status, ("taken_over", current))
+
+    def rekey_lock(self, session_id, target):
+        """After a resume decided the session id under the lock, the lock names that session."""
+        if self.module.check_mode:
+            return
+        current = locks.read_lock(self.lock)
+        if current is not None and current.get("session_id") != session_id:
+            locks.atomic_write_json(self.lock, dict(current, session_id=session_id, target_commit=target),
+                                    locks.LOCK_MODE)
+            self.acquired = session_id if self.acquired else self.acquired
+
+    # --- started ---------------------------------------------------------------------------------
+    def refuse_open_rollback(self, before):
+        if before and before["status"] == "rolling_back":
+            self.fail("the rollback of session %s from backup %s was interrupted; it must finish before any "
+                      "upgrade. Next: run playbooks/rollback.yml (or re-run playbooks/upgrade.yml, which finishes "
+                      "it first)" % (before["session_id"], states.rollback_backup(before)))
+
+    def started(self, before):
+        target = self.p["target_commit"]
+        blocked = states.blocking_message(before, target, self.facts)
+        if blocked:
+            self.fail(blocked)
+        planned = before["session_id"] if states.resumable(before, target) else (
+            self.p["session_id"] or states.new_session_id(self.now))
+        self.refuse_open_rollback(before)
+        self.lock_for(planned, target, before)
+        before = self.load()  # what the facts say now that this run holds the lock
+        self.refuse_open_rollback(before)
+        blocked = states.blocking_message(before, target, self.facts)
+        if blocked:
+            self.fail(blocked)
+        if states.resumable(before, target):
+            self.check_session_id(before)
+            after = copy.deepcopy(before)
+            for key in ("run_id", "controller", "host", "target_describe", "source_path"):
+                if self.p[key] is not None:
+                    after[key] = self.p[key]
+            self.result["resumed"] = True
+        else:
+            try:
+                states.check_transition(before, "start")
+            except states.TransitionError as exc:
+                self.fail(str(exc))
+            after = states.new_session(
+                target, installed_commit=self.p["installed_commit"], target_describe=self.p["target_describe"],
+                source_path=self.p["source_path"], controller=self.p["controller"], host=self.p["host"],
+                run_id=self.p["run_id"], session_id=planned if planned != (before or {}).get("session_id") else None,
+                now=self.now)
+            # preflight changed nothing, so its evidence is recorded when the session begins
+            after = states.mark_phase(after, "preflight", self.p["evidence"], self.p["phase_started_at"],
+                                      now=self.now)
+        # write-ahead: every temporary path this session may create is journalled before it exists
+        after = states.with_temp_paths(after, session.session_temp_paths(target, after["session_id"]))
+        self.rekey_lock(after["session_id"], target)
+        return after
 
     # --- phase_done ------------------------------------------------------------------------------
     def phase_done(self, before):
@@ -294,31 +429,69 @@ class Session:
                       % (self.p["phase"], exc))
         if self.p["backup_path"]:
             after["backup_path"] = self.p["backup_path"]
+        if not self.module.check_mode:
+            locks.heartbeat(self.lock, after["session_id"], self.now)
+        return after
+
+    # --- rolling_back ----------------------------------------------------------------------------
+    def rolling_back(self, before):
+        self.check_session_id(before)
+        if before is not None and before["status"] != "rolling_back":
+            try:
+                states.check_transition(before, "rollback")
+            except states.TransitionError as exc:
+                self.fail(str(exc))
+        sid = before["session_id"] if before else (self.p["session_id"] or states.new_session_id(self.now))
+        self.lock_for(sid, (before or {}).get("target_commit"), before)
+        before = self.load()
+        try:
+            path, why = session.rollback_target(self.home, before, self.p["backup_name"])
+            if path:
+                backups.check_identity(path, self.home)
+                report = backups.verify(path)
+                if not report["ok"]:
+                    self.fail(backups.verification_message(report) + "; nothing was changed")
+        except backups.BackupError as exc:
+            self.fail(str(exc))
+        resumed = bool(before and before["status"] == "rolling_back")
+        asked = self.p["backup_name"]
+        if resumed and asked and os.path.basename(path or "") != asked:
+            self.module.warn("an interrupted rollback to %s is finished first; backup %s was not restored. Next: "
+                             "run playbooks/rollback.yml -e praxis_backup_name=%s again" % (path, asked, asked))
+        after = states.begin_rollback(before, path, self.p["reason"], self.p["run_id"], now=self.now)
+        if before is None:
+            after["session_id"] = sid
+        failed_phase = states.next_phase(before) if before and before["status"] == "in_progress" else None
+        recorded_mode = ((((before or {}).get("phases") or {}).get("preflight") or {}).get("evidence") or {}).get(
+            "server_mode")
+        mode = self.p["server_mode"]
+        if recorded_mode and (resumed or mode in (None, "auto")):
+            mode = recorded_mode  # the mode the server had before the upgrade, not what a crash left running
+        self.result["server_mode"] = mode or "auto"
+        self.result.update(backup_path=path, restore=bool(path), backup_reason=why, resumed_rollback=resumed,
+                           undoing=after["rollback"]["undoing"], failed_phase=failed_phase)
         return after
 
     # --- final states ----------------------------------------------------------------------------
     def final(self, before):
         status = self.p["state"]
-        given = self.p["session_id"]
-        if before is None or (given and given != before["session_id"] and before["status"] in FINAL):
-            # Nothing recorded yet (e.g. a rollback of a named backup): record a session for it.
-            fresh = states.new_session(
-                self.p["target_commit"], installed_commit=self.p["installed_commit"],
-                target_describe=self.p["target_describe"], source_path=self.p["source_path"],
-                controller=self.p["controller"], host=self.p["host"], run_id=self.p["run_id"],
-                session_id=given, now=self.now)
-            after = states.finish(fresh, status, self.p["reason"], now=self.now)
-        else:
-            self.check_session_id(before)
-            if before["status"] == status and self.p["reason"] in (None, before.get("reason")):
-                after = copy.deepcopy(before)  # already closed this way: nothing to do
+        if before is None:
+            self.fail("no upgrade session is recorded in %s, so none can be closed as %s. Next: start one with "
+                      "playbooks/upgrade.yml" % (self.facts, status))
+        self.check_session_id(before)
+        if before["status"] == status:
+            return copy.deepcopy(before)  # already closed this way: nothing to do
+        try:
+            if status == "rolled_back":
+                after = states.finish_rollback(before, self.p["evidence"], self.p["reason"], now=self.now)
             else:
-                if status == "completed" and "cleanup" not in before["completed_phases"]:
-                    before = states.mark_phase(before, "cleanup", self.p["evidence"],
-                                               states.last_activity(before), now=self.now)
                 after = states.finish(before, status, self.p["reason"], now=self.now)
+        except states.TransitionError as exc:
+            self.fail(str(exc))
         if self.p["backup_path"]:
             after["backup_path"] = self.p["backup_path"]
+        if status == "rolled_back":
+            faults.fault_point("rollback.before_record")
         return after
 
     def release(self, session_id):
@@ -339,17 +512,13 @@ class Session:
 
     # --- driver ----------------------------------------------------------------------------------
     def run(self):
-        if not os.path.isdir(self.home):
-            self.fail("installation directory %s does not exist; check praxis_project_dir and praxis_home_name"
-                      % self.home)
+        if not os.path.isdir(self.home) or os.path.islink(self.home):
+            self.fail("installation directory %s does not exist (or is a symlink); check praxis_project_dir and "
+                      "praxis_home_name" % self.home)
         before = self.load()
         kind = self.p["state"]
-        if kind == "started":
-            after = self.started(before)
-        elif kind == "phase_done":
-            after = self.phase_done(before)
-        else:
-            after = self.final(before)
+        handler = {"started": self.started, "phase_done": self.phase_done, "rolling_back": self.rolling_back}
+        after = handler.get(kind, self.final)(before)
         diff_before = before
         lock_changed = self.result["lock_action"] in ("acquired", "taken_over")
 
@@ -361,19 +530,22 @@ class Session:
             try:
                 after = states.save(self.facts, after, now=self.now)
             except OSError as exc:
-                if kind == "started" and self.result["lock_action"] == "acquired":
-                    locks.release(self.lock, after["session_id"])
-                self.fail("cannot write the session state %s: %s; check free space and permissions of %s"
+                self.fail("cannot write the session state %s: %s. Next: check free space and permissions of %s"
                           % (self.facts, exc, self.home))
+        self.acquired = False  # from here on the lock is this run's, recorded in the facts file
+        if kind == "rolling_back":
+            faults.fault_point("rollback.started")
+        if kind in FINAL:
+            self.result["removed_temp_paths"] = session.remove_temp_paths(self.home, after, self.module.check_mode)
         if release:
             action = self.release(after["session_id"])
             self.result["lock_action"] = action
             lock_changed = lock_changed or action == "released"
         self.result.update(
-            changed=state_changed or lock_changed,
+            changed=state_changed or lock_changed or bool(self.result.get("removed_temp_paths")),
             session=after,
             session_id=after["session_id"],
-            next_phase=states.next_phase(after),
+            next_phase=states.next_phase(after) if after["status"] == "in_progress" else None,
         )
         if self.module._diff:
             self.result["diff"] = dict(before=diff_before or {}, after=after,
@@ -386,9 +558,13 @@ def main():
         argument_spec=dict(
             praxis_home=dict(type="path", required=True),
             state=dict(type="str", required=True,
-                       choices=["started", "phase_done", "completed", "failed", "rolled_back"]),
+                       choices=["started", "phase_done", "rolling_back", "completed", "failed", "rolled_back"]),
             session_id=dict(type="str"),
             run_id=dict(type="str"),
+            run=dict(type="dict"),
+            gone_runs=dict(type="list", elements="str", default=[]),
+            backup_name=dict(type="str"),
+            server_mode=dict(type="str"),
             installed_commit=dict(type="str"),
             target_commit=dict(type="str"),
             target_describe=dict(type="str"),

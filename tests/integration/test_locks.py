@@ -44,7 +44,8 @@ def test_live_foreign_lock_fails_preflight_and_changes_nothing(fleet: Any) -> No
     proc = limit(fleet, "held")
     text = output(proc)
     assert proc.returncode != 0
-    assert "is held by session 20260101T000000Z-abcdef" in text and "ops@other-controller" in text, text[-4000:]
+    assert "is held by run 20260101T000000Z-ffffff of session 20260101T000000Z-abcdef" in text, text[-4000:]
+    assert "ops@other-controller" in text and "last heartbeat" in text
     assert "praxis_break_lock" in text  # the next step
     assert "TASK [Roll back]" not in text
     assert tree_diff(before, snapshot(host.project, SERVER_LOG)) == NO_CHANGE
@@ -59,7 +60,8 @@ def test_stale_lock_is_taken_over_and_reported(fleet: Any, name: str) -> None:
         write_lock(host, stale_id, "2025-01-01T00:00:00Z")
     else:  # a fresh lock whose session is recorded as finished
         write_lock(host, stale_id, states.iso())
-        done = states.finish(states.new_session("f" * 40, session_id=stale_id), "rolled_back", "test")
+        announced = states.begin_rollback(states.new_session("f" * 40, session_id=stale_id), None, "test")
+        done = states.finish_rollback(announced, {})
         states.save(states.facts_path(str(host.home)), done)
     proc = limit(fleet, name)
     text = output(proc)

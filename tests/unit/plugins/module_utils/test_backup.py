@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 from datetime import datetime, timezone
@@ -339,7 +340,7 @@ def test_bad_inputs_refused(install, tmp_path):
     with pytest.raises(BackupError, match="venv .* does not exist"):
         backup.create(home, root, PATHS, venv="novenv")
     os.symlink("/nonexistent", os.path.join(home, "dangling"))
-    with pytest.raises(BackupError, match="neither a file nor a directory"):
+    with pytest.raises(BackupError, match="symlink pointing outside the installation"):
         backup.create(home, root, ["dangling"], venv=None)
     assert os.listdir(root) == []  # the failed backup was removed
 
@@ -417,10 +418,12 @@ def test_list_latest_resolve(tmp_path):
     assert backup.resolve(root) == os.path.join(root, "2026-01-01-000000-10")
     assert backup.resolve(root, "2026-01-01-000000") == os.path.join(root, "2026-01-01-000000")
     assert backup.resolve(root, os.path.join(root, "2026-01-01-000000")) == os.path.join(root, "2026-01-01-000000")
-    with pytest.raises(BackupError, match="does not exist; list the backups"):
+    with pytest.raises(BackupError, match="does not exist. Next: list the backups"):
         backup.resolve(root, "2025-01-01-000000")
-    with pytest.raises(BackupError, match="not valid"):
+    with pytest.raises(BackupError, match="not a backup name"):
         backup.resolve(root, "..")
+    with pytest.raises(BackupError, match="not inside this installation's backup directory"):
+        backup.resolve(root, str(tmp_path / "elsewhere" / "2026-01-01-000000"))
 
 
 def test_prune_rules(tmp_path):
@@ -512,3 +515,43 @@ def test_restore_with_an_old_backup_keeps_bytecode_and_index(install):
     assert result["removed"] == 0
     assert os.path.exists(os.path.join(home, "scripts", "__pycache__", "x.cpython-311.pyc"))
     assert os.path.isdir(os.path.join(home, ".cache", "vector_index", "praxis_os_standards.lance"))
+
+
+def test_in_tree_symlinks_are_backed_up_and_restored_as_links(tmp_path):
+    """issue 8 item 8: a user's link inside a framework tree stays a link (the manifest no longer follows it)."""
+    from ansible_collections.praxis.upgrade.plugins.module_utils import backup as bk
+
+    home = tmp_path / "p" / ".praxis-os"
+    flow = home / "workflows" / "mine"
+    flow.mkdir(parents=True)
+    (flow / "README.md").write_text("mine\n")
+    os.symlink("README.md", str(flow / "LATEST.md"))
+    os.symlink("mine", str(home / "workflows" / "alias"))  # a link to a directory
+    made = bk.create(str(home), str(home / ".backups"), ["workflows"], venv=None)
+    assert bk.verify(made["path"])["ok"]
+    (flow / "LATEST.md").unlink()
+    (flow / "LATEST.md").write_text("now a file\n")
+    (home / "workflows" / "alias").unlink()
+    done = bk.restore(made["path"], str(home), restore_venv=False)
+    assert os.readlink(str(flow / "LATEST.md")) == "README.md" and done["restored"] >= 2
+    assert os.readlink(str(home / "workflows" / "alias")) == "mine"
+    again = bk.restore(made["path"], str(home), restore_venv=False)
+    assert again["restored"] == 0 and again["removed"] == 0  # links already right: nothing to do
+
+
+def test_backup_names_are_names_and_foreign_backups_are_refused(tmp_path):
+    from ansible_collections.praxis.upgrade.plugins.module_utils import backup as bk
+
+    mine, theirs = tmp_path / "a" / ".praxis-os", tmp_path / "b" / ".praxis-os"
+    for home in (mine, theirs):
+        (home / "workflows").mkdir(parents=True)
+        (home / "workflows" / "w.md").write_text(str(home))
+    other = bk.create(str(theirs), str(theirs / ".backups"), ["workflows"], venv=None)
+    for bad in (other["path"], "../../b/.praxis-os/.backups/" + other["name"], "latest", ""):
+        with pytest.raises(bk.BackupError):
+            bk.resolve(str(mine / ".backups"), bk.check_name(bad) if bad else "x/y")
+    copied = mine / ".backups" / other["name"]
+    shutil.copytree(other["path"], str(copied), symlinks=True)
+    with pytest.raises(bk.BackupError, match="belongs to the installation"):
+        bk.restore(str(copied), str(mine), restore_venv=False)
+    assert (mine / "workflows" / "w.md").read_text() == str(mine)  # nothing changed

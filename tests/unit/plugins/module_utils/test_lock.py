@@ -76,7 +76,7 @@ def test_status_ours_for_same_session():
 
 def test_status_same_session_from_another_controller_is_foreign_until_stale():
     status, reason = lock_status(owner(), "S1", "bob@other", DAY, NOW)
-    assert status == "foreign" and "alice@ctl" in reason
+    assert status == "foreign" and "another controller" in reason
     assert lock_status(owner(started=ago(DAY + 1)), "S1", "bob@other", DAY, NOW)[0] == "stale"
 
 
@@ -262,5 +262,97 @@ def test_release_corrupt_raises(path):
 def test_helpers(tmp_path):
     assert locks.lock_path(str(tmp_path)) == str(tmp_path / ".upgrade-lock")
     made = make_owner("S", "t")
-    assert set(made) == set(locks.OWNER_KEYS) and made["started_at"].endswith("Z")
+    assert set(made) == set(locks.OWNER_KEYS) - set(locks.RUN_KEYS) and made["started_at"].endswith("Z")
+    assert set(make_owner("S", "t", run=locks.process_identity(os.getpid()))) == set(locks.OWNER_KEYS)
     assert "unknown" in locks.describe_owner({"session_id": "S", "started_at": ago(1)})
+
+
+# --- the run holding the lock: alive, gone, rebooted, heartbeat ----------------------------------
+
+def _run(pid, start, boot="BOOT", host="ctl"):
+    return {"run_key": "%s:%s:%s:%s" % (host, boot, pid, start), "controller_host": host, "controller_pid": pid,
+            "controller_start": start, "boot_id": boot}
+
+
+def test_process_identity_names_this_process():
+    me = locks.process_identity(os.getpid())
+    assert me["controller_pid"] == os.getpid() and me["controller_start"] == locks.start_ticks(os.getpid())
+    assert me["boot_id"] == locks.boot_id() and str(os.getpid()) in me["run_key"]
+
+
+def test_a_live_run_of_this_machine_is_foreign_and_named():
+    holder = make_owner("S1", "c0ffee", "alice@ctl", "web1", "run-1", ago(10),
+                        run=locks.process_identity(os.getpid()))
+    me = _run(999999, 1, boot=locks.boot_id())
+    status, reason = lock_status(holder, "S2", "alice@ctl", DAY, NOW, run=me)
+    assert status == "foreign" and "can still be alive" in reason
+    message = locks.held_message("/l", holder, reason)
+    assert "ansible-playbook pid %d" % os.getpid() in message and ago(10) in message and "Next:" in message
+
+
+def test_a_dead_run_of_this_machine_is_stale_at_once():
+    child = multiprocessing.Process(target=int)
+    child.start()
+    child.join()
+    gone = dict(locks.process_identity(os.getpid()), controller_pid=child.pid, run_key="ctl:x:%d:1" % child.pid)
+    holder = make_owner("S1", "c0ffee", "alice@ctl", "web1", "run-1", ago(10), run=gone)
+    status, reason = lock_status(holder, "S1", "alice@ctl", DAY, NOW, run=_run(1, 1, boot=locks.boot_id()))
+    assert status == "stale" and "no longer runs" in reason
+
+
+def test_a_reused_pid_is_not_the_holder():
+    reused = dict(locks.process_identity(os.getpid()))
+    reused["controller_start"] = reused["controller_start"] - 1  # same pid, another process
+    holder = make_owner("S1", "c0ffee", run=reused, started_at=ago(10))
+    assert lock_status(holder, "S1", None, DAY, NOW, run=_run(1, 1))[0] == "stale"
+
+
+def test_same_run_is_ours_and_other_runs_of_the_same_session_are_not():
+    me = _run(4242, 77)
+    holder = make_owner("S1", "c0ffee", run=me, started_at=ago(10))
+    assert lock_status(holder, "S1", None, DAY, NOW, run=me, local_boot="OTHER")[0] == "ours"
+    other = _run(4243, 78)
+    assert lock_status(holder, "S1", None, DAY, NOW, run=other, local_boot="OTHER")[0] == "foreign"
+
+
+def test_remote_target_cannot_check_a_run_of_our_controller_until_told():
+    holder = make_owner("S1", "c0ffee", run=_run(4242, 77), started_at=ago(10))
+    me = _run(5000, 1)
+    assert locks.needs_controller_check(holder, me, "TARGET-BOOT")
+    assert lock_status(holder, "S1", None, DAY, NOW, run=me, local_boot="TARGET-BOOT")[0] == "foreign"
+    status, reason = lock_status(holder, "S1", None, DAY, NOW, run=me, local_boot="TARGET-BOOT",
+                                 gone_runs=[holder["run_key"]])
+    assert status == "stale" and "checked on its controller" in reason
+
+
+def test_a_rebooted_controller_proves_its_old_runs_gone():
+    holder = make_owner("S1", "c0ffee", run=_run(4242, 77, boot="OLD"), started_at=ago(10))
+    status, reason = lock_status(holder, "S1", None, DAY, NOW, run=_run(5000, 1, boot="NEW"), local_boot="T")
+    assert status == "stale" and "rebooted" in reason
+
+
+def test_other_controller_is_foreign_until_its_heartbeat_is_stale(path):
+    holder = make_owner("S1", "c0ffee", run=_run(4242, 77, boot="B1", host="other"), started_at=ago(DAY * 2))
+    holder["heartbeat_at"] = ago(60)
+    me = _run(5000, 1, boot="B2")
+    assert lock_status(holder, "S2", None, DAY, NOW, run=me, local_boot="B3")[0] == "foreign"
+    holder["heartbeat_at"] = ago(DAY + 1)
+    status, reason = lock_status(holder, "S2", None, DAY, NOW, run=me, local_boot="B3")
+    assert status == "stale" and "heartbeat" in reason
+
+
+def test_heartbeat_refreshes_only_our_lock(path):
+    acquire(path, owner(started=ago(600)), now=NOW)
+    assert locks.heartbeat(path, "S1", now=NOW) and read_lock(path)["heartbeat_at"] == "2026-11-24T10:15:00Z"
+    assert not locks.heartbeat(path, "S2", now=NOW)
+    os.unlink(path)
+    assert not locks.heartbeat(path, "S1")
+
+
+def test_acquire_ours_refreshes_the_owner_and_keeps_started_at(path):
+    me = _run(4242, 77)
+    first = make_owner("S1", "c0ffee", run=me, started_at=ago(600))
+    acquire(path, first, now=NOW)
+    later = make_owner("S1", "c0ffee", run=me, started_at=ago(5))
+    assert acquire(path, later, now=NOW, local_boot="X") == ("ours", None)
+    assert read_lock(path)["started_at"] == ago(600) and read_lock(path)["heartbeat_at"] == ago(5)

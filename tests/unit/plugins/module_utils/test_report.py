@@ -90,3 +90,24 @@ def test_run_report_row_is_replaced_and_failures_are_shown(tmp_path):
         "session_id": "OLD", "controller": "bob@ctl"}}, ["web1"], SOURCE)
     assert "took over the stale lock of session OLD (bob@ctl)" in open(taken["markdown"]).read()
     assert os.path.exists(result["json"])
+
+
+def test_records_are_written_once_per_session_even_when_rerun(tmp_path):
+    """issue 8 item 6: a run killed after UPDATE_LOG got its entry must not add a second one on resume."""
+    from ansible_collections.praxis.upgrade.plugins.module_utils import report as rp
+
+    home = tmp_path / ".praxis-os"
+    (home / ".cache").mkdir(parents=True)
+    (home / "UPDATE_LOG.txt").write_text("older entry\n")
+    session = {"session_id": "S1", "installed_commit": "a" * 40, "phases": {}}
+    summary = rp.build_summary(session, {"commit": "b" * 40, "describe": "v2", "path": "/src"}, "completed",
+                               finished_at="2026-11-24T10:15:00Z")
+    seen = []
+    first = rp.write_target_records(str(home), summary, {"x": "0" * 64}, fault=seen.append)
+    second = rp.write_target_records(str(home), summary, {"x": "0" * 64})
+    assert seen == ["cleanup.after_update_log"] and first == second
+    log = (home / "UPDATE_LOG.txt").read_text()
+    assert log.startswith("older entry\n") and log.count("session=S1 outcome=completed") == 1
+    assert (home / "INSTALLATION_SUMMARY.md").read_text().count("session=S1 outcome=completed") == 1
+    assert sorted(p.name for p in (home / ".cache").glob("upgrade-summary-*")) == [
+        "upgrade-summary-20261124T101500Z.json", "upgrade-summary-20261124T101500Z.md"]

@@ -180,9 +180,13 @@ def test_clock_skew_never_gives_negative_duration(session):
 
 @pytest.mark.parametrize("status", ["completed", "failed", "rolled_back"])
 def test_finish(session, status):
+    if status == "completed":
+        session = mark_phase(session, "cleanup", now=at(1))  # records written first
+    if status == "rolled_back":
+        session = states.begin_rollback(session, "/b/1", "because", now=at(1))
     done = finish(session, status, "because", now=at(9))
     assert (done["status"], done["reason"], done["finished_at"]) == (status, "because", "2026-11-24T10:15:09Z")
-    assert session["status"] == "in_progress"
+    assert session["status"] in ("in_progress", "rolling_back")
 
 
 @pytest.mark.parametrize("status", ["in_progress", "done", ""])
@@ -206,7 +210,8 @@ def test_next_phase_walks_phases(session):
 def test_is_interrupted_and_message(session):
     assert states.is_interrupted(session)
     assert not states.is_interrupted(None)
-    assert not states.is_interrupted(finish(session, "completed"))
+    assert not states.is_interrupted(finish(session, "failed"))
+    assert states.is_interrupted(states.begin_rollback(session, None, "x"))
     message = states.interrupted_message(mark_phase(session, "backup", now=at(1)), "d" * 40, "/f")
     for fact in (session["session_id"], "b" * 40, "d" * 40, "backup", "playbooks/rollback.yml", "/f"):
         assert fact in message

@@ -105,7 +105,7 @@ def test_errors_are_clear(tmp_path, run_module):
     result, failed = run_module(praxis_backup, args(home, state="verified"))
     assert failed and "no complete backup in" in result["msg"] and "state=present" in result["msg"]
     result, failed = run_module(praxis_backup, args(home, state="restored", backup="2020-01-01-000000"))
-    assert failed and "does not exist; list the backups" in result["msg"]
+    assert failed and "does not exist. Next: list the backups" in result["msg"]
     result, failed = run_module(praxis_backup, args(home, paths=["../outside"]))
     assert failed and "unsafe path" in result["msg"] and "fix the paths option" in result["msg"]
     result, failed = run_module(praxis_backup, args(str(tmp_path / "missing")))

@@ -131,6 +131,7 @@ def test_stale_lock_by_age_is_taken_over_and_reported(state_of, home):
 def test_lock_of_finished_session_is_stale(state_of, home):
     first, failed = state_of("started", target_commit=TARGET)
     assert not failed, first
+    state_of("phase_done", phase="cleanup")
     state_of("completed", release_lock=False)
     assert lock_of(home)["session_id"] == first["session_id"]
     second, failed = state_of("started", target_commit=OTHER, controller="bob@other")
@@ -202,8 +203,8 @@ def test_check_mode_of_resume_and_final_writes_nothing(state_of, home):
     assert resumed["resumed"] and resumed["lock_action"] == "ours"
     phase, failed = state_of("phase_done", phase="backup", check_mode=True)
     assert not failed and phase["session"]["completed_phases"] == ["preflight", "backup"]
-    done, failed = state_of("completed", check_mode=True)
-    assert not failed and done["lock_action"] == "released" and done["session"]["status"] == "completed"
+    done, failed = state_of("failed", check_mode=True)
+    assert not failed and done["lock_action"] == "released" and done["session"]["status"] == "failed"
     assert snapshot(home) == before
 
 
@@ -255,6 +256,10 @@ def test_corrupt_lock_during_phase_fails(state_of, home):
 def test_final_states_close_session_and_release_lock(state_of, home, final):
     started, failed = state_of("started", target_commit=TARGET)
     assert not failed, started
+    if final == "completed":
+        state_of("phase_done", phase="cleanup")
+    if final == "rolled_back":
+        state_of("rolling_back", reason="why not")
     result, failed = state_of(final, reason="why not", diff=True)
     assert not failed and result["changed"] and result["lock_action"] == "released"
     saved = facts(home)
@@ -283,20 +288,18 @@ def test_final_with_corrupt_lock_records_status_and_warns(state_of, home):
     assert "corrupt" in json.dumps(result["warnings"])
 
 
-def test_rollback_without_recorded_session_records_one(state_of, home):
+def test_rolled_back_without_recorded_session_is_refused(state_of, home):
     result, failed = state_of("rolled_back", reason="restored named backup", backup_path="/p/.backups/b1")
-    assert not failed and result["changed"]
-    saved = facts(home)
-    assert saved["status"] == "rolled_back" and saved["backup_path"] == "/p/.backups/b1"
+    assert failed and "no upgrade session is recorded" in result["msg"] and "Next:" in result["msg"]
+    assert facts(home) is None
 
 
-def test_rollback_after_completed_session_under_new_id(state_of, home):
+def test_rolled_back_needs_rolling_back_first(state_of, home):
     first, failed = state_of("started", target_commit=TARGET)
     assert not failed, first
-    state_of("completed")
-    result, failed = state_of("rolled_back", session_id="20261124T120000Z-abcdef", reason="operator")
-    assert not failed and result["session_id"] == "20261124T120000Z-abcdef"
-    assert facts(home)["status"] == "rolled_back"
+    result, failed = state_of("rolled_back", reason="operator")
+    assert failed and "cannot take 'rolled_back'" in result["msg"]
+    assert facts(home)["status"] == "in_progress"
 
 
 def test_final_for_other_session_while_one_runs_is_refused(state_of, home):
@@ -323,7 +326,77 @@ def test_default_host_is_the_machine(run_module, home):
 def test_completed_records_the_cleanup_phase_and_releases_the_lock(state_of, home):
     started, failed = state_of("started", target_commit=TARGET)
     assert not failed
+    refused, failed = state_of("completed", session_id=started["session_id"])
+    assert failed and "records are written" in refused["msg"] and facts(home)["status"] == "in_progress"
+    state_of("phase_done", phase="cleanup")
     done, failed = state_of("completed", session_id=started["session_id"])
     assert not failed and done["lock_action"] == "released"
     assert facts(home)["completed_phases"] == ["preflight", "cleanup"] and facts(home)["status"] == "completed"
-    assert done["next_phase"] == "backup"
+    assert done["next_phase"] is None
+
+
+# --- rolling_back: write-ahead, resumable, backups of this installation only --------------------
+
+def make_backup(home, name="2026-11-24-101500", praxis_home=None):
+    from ansible_collections.praxis.upgrade.plugins.module_utils import backup as bk
+    work = os.path.join(home, "workflows")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "w.md"), "w") as handle:
+        handle.write("w\n")
+    made = bk.create(home, os.path.join(home, ".backups"), ["workflows"], venv=None)
+    if praxis_home:  # pretend it was made of another installation
+        manifest = os.path.join(made["path"], "MANIFEST.json")
+        doc = json.load(open(manifest))
+        doc["praxis_home"] = praxis_home
+        json.dump(doc, open(manifest, "w"))
+    return made["path"]
+
+
+def test_rolling_back_is_recorded_before_any_restore_and_resumes_with_the_same_backup(state_of, home):
+    started, failed = state_of("started", target_commit=TARGET)
+    path = make_backup(home)
+    state_of("phase_done", phase="backup", backup_path=path)
+    state_of("phase_done", phase="content")
+    first, failed = state_of("rolling_back", reason="server: boom", server_mode="none")
+    assert not failed, first
+    assert first["backup_path"] == path and first["restore"] and first["failed_phase"] == "server"
+    assert first["undoing"] == ["backup", "content"] and not first["resumed_rollback"]
+    saved = facts(home)
+    assert saved["status"] == "rolling_back" and saved["completed_phases"] == []
+    assert lock_of(home)["session_id"] == started["session_id"]
+    again, failed = state_of("rolling_back", reason="operator", backup_name="2020-01-01-000000")
+    assert not failed and again["resumed_rollback"] and again["backup_path"] == path  # the recorded one wins
+    refused, failed = state_of("started", target_commit=TARGET)
+    assert failed and "interrupted" in refused["msg"] and "rollback.yml" in refused["msg"]
+    done, failed = state_of("rolled_back", evidence={"healthy_after": True})
+    assert not failed and facts(home)["status"] == "rolled_back" and lock_of(home) is None
+
+
+def test_rolling_back_before_a_backup_existed_restores_nothing(state_of, home):
+    state_of("started", target_commit=TARGET)
+    result, failed = state_of("rolling_back", reason="backup: disk full")
+    assert not failed and result["backup_path"] is None and result["restore"] is False
+
+
+@pytest.mark.parametrize("name,words", [("/elsewhere/.backups/2026-11-24-101500", "not a backup name"),
+                                        ("../2026-11-24-101500", "not a backup name"),
+                                        ("MADE", "belongs to the installation")])
+def test_rollback_refuses_foreign_backups_changing_nothing(state_of, home, name, words):
+    made = make_backup(home, praxis_home="/somewhere/else/.praxis-os")
+    name = os.path.basename(made) if name == "MADE" else name
+    before = snapshot(home)
+    result, failed = state_of("rolling_back", reason="operator", backup_name=name)
+    assert failed and words in result["msg"] and "Next:" in result["msg"]
+    assert snapshot(home) == before  # no state written, no lock left
+
+
+def test_closing_removes_the_journalled_temporary_paths_only(state_of, home):
+    started, failed = state_of("started", target_commit=TARGET)
+    sid = started["session_id"]
+    for rel in (".cache/upgrade/x", "mcp_server.new-%s" % sid):
+        os.makedirs(os.path.join(home, rel))
+    os.makedirs(os.path.join(home, "mcp_server"))
+    state_of("rolling_back", reason="x")
+    done, failed = state_of("rolled_back")
+    assert not failed and sorted(done["removed_temp_paths"]) == [".cache/upgrade", "mcp_server.new-%s" % sid]
+    assert os.path.isdir(os.path.join(home, "mcp_server"))
