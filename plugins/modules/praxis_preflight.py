@@ -236,6 +236,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils import state as sta
 from ansible_collections.praxis.upgrade.plugins.module_utils import target_checks
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
 
+
 def installed_commit(home):
     """Last `commit=` line of VERSION.txt, else the commit of the base manifest, else None."""
     commit = None
