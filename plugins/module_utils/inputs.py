@@ -54,7 +54,7 @@ ALL = ("preflight", "backup", "content", "server", "validate", "cleanup", "rollb
 
 VARIABLES: Tuple[Var, ...] = (
     Var("praxis_source", "path", None, "Controller path of the prAxIs OS source checkout to install (a clean git "
-        "work tree). Required by C(upgrade.yml).", check="absolute", scope="run"),
+        "work tree). Required by C(upgrade.yml).", scope="run"),
     Var("praxis_project_dir", "path", None, "Absolute path of the project holding the installation, per host (one "
         "inventory host per installation).", required=True, check="absolute", roles=ALL),
     Var("praxis_home_name", "str", ".praxis-os", "Name of the installation directory inside the project.",

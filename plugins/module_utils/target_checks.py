@@ -105,13 +105,13 @@ def base_manifest_problem(home: str) -> Optional[str]:
     try:
         document = read_json(path, "base manifest")
     except (OSError, ValueError) as exc:
-        return "base manifest %s is unreadable or corrupt (%s); %s" % (path, str(exc).split(";")[0], hint)
+        return "base manifest %s is unreadable or corrupt (%s); %s" % (path, str(exc).split(";", maxsplit=1)[0], hint)
     if not isinstance(document, dict):
         return "base manifest %s is not a JSON object; %s" % (path, hint)
     try:
         validate_manifest(document.get("files"), path)
     except ValueError as exc:
-        return "base manifest is corrupt: %s; %s" % (str(exc).split(";")[0], hint)
+        return "base manifest is corrupt: %s; %s" % (str(exc).split(";", maxsplit=1)[0], hint)
     return None
 
 

@@ -265,6 +265,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils import installs
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
 
+
 def installed_commit(home):
     """Last `commit=` line of VERSION.txt, else the commit of the base manifest, else None."""
     commit = None

@@ -276,8 +276,8 @@ def render_inventory(state: dict[str, Any], state_dir: Path) -> str:
         "    ansible_ssh_common_args: >-",
         "      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes",
         "      -o LogLevel=ERROR -o ConnectTimeout=5",
-        f"    praxis_fleet_state_dir: {state_dir}",
-        f"    praxis_fleet_wheelhouse: {state['wheelhouse'] or ''}",
+        f"    __praxis_fleet_state_dir: {state_dir}",
+        f"    __praxis_fleet_wheelhouse: {state['wheelhouse'] or ''}",
         "",
     ]
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def problems(**values):
     ({"praxis_home_name": "a/b"}, ["not a plain directory name"]),
     ({"praxis_break_lock": "maybe"}, ["not a boolean"]),
     ({"praxis_report_dir": "reports"}, ["relative path"]),
-    ({"praxis_source": ""}, ["praxis_source is empty"]),
+    ({"praxis_keep_backups": None}, ["praxis_keep_backups is null"]),
     ({"praxis_conflict_polcy": "keep_local"}, ["unknown variable praxis_conflict_polcy", "praxis_conflict_policy"]),
     ({"praxis_server_mod": "none"}, ["unknown variable praxis_server_mod", "did you mean praxis_server_mode"]),
     ({"praxis_zzzz_qqqq": 1}, ["unknown variable praxis_zzzz_qqqq", "remove it or rename it"]),

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Write the operator contract out of plugins/module_utils/inputs.py (the one table):
 roles/common/defaults/main.yml, every role's meta/argument_specs.yml options, README's variables table.
-    .venv/bin/python scripts/gen-operator-docs      (tests/unit/.../test_inputs.py checks the result)"""
+    .venv/bin/python scripts/gen_operator_docs.py   (tests/unit/.../test_inputs.py checks the result)"""
 import re
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 from ansible_collections.praxis.upgrade.plugins.module_utils import inputs  # noqa: E402
 
-BEGIN, END = "<!-- variables-table:begin (scripts/gen-operator-docs) -->", "<!-- variables-table:end -->"
+BEGIN, END = "<!-- variables-table:begin (scripts/gen_operator_docs.py) -->", "<!-- variables-table:end -->"
 
 
 class Dumper(yaml.SafeDumper):
@@ -28,7 +27,7 @@ def main():
     defaults = {v.name: v.default for v in inputs.VARIABLES if v.default is not None}
     (REPO / "roles/common/defaults/main.yml").write_text(
         "---\n# The one default of every operator variable (generated from plugins/module_utils/inputs.py by\n"
-        "# scripts/gen-operator-docs). Every playbook loads this role at play level (`roles:`), so every play,\n"
+        "# scripts/gen_operator_docs.py). Every playbook loads this role at play level (`roles:`), so every play,\n"
         "# its rescue and a phase role run alone see the same values.\n" + dump(defaults))
     for spec_path in sorted(REPO.glob("roles/*/meta/argument_specs.yml")):
         role = spec_path.parent.parent.name
