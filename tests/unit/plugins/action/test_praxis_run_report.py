@@ -1,19 +1,34 @@
 """praxis_run_report: the action plugin (what runs) and its module stub (what ansible-doc shows, and what
-would run without the action plugin) write the same report and agree on `changed`, as documented."""
+would run without the action plugin) write the same report and agree on `changed`, as documented.
+
+The action plugin runs in a child python: importing controller code switches ansible.module_utils into
+controller mode for the whole process (module warnings then go to the display, not the result), which
+would change what the module tests running in the same pytest process see."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 from typing import Any, Dict
-from unittest import mock
 
 import pytest
 import yaml
 
-from ansible_collections.praxis.upgrade.plugins.action import praxis_run_report as action
 from ansible_collections.praxis.upgrade.plugins.modules import praxis_run_report as stub
 from tests.unit.plugins.modules.module_args import patch_module_args
+
+ACTION = """
+import json, sys
+from unittest import mock
+from ansible_collections.praxis.upgrade.plugins.action import praxis_run_report as action
+task = mock.MagicMock(args=json.loads(sys.argv[1]), async_val=0, check_mode=False)
+plugin = action.ActionModule(task=task, connection=mock.MagicMock(), play_context=mock.MagicMock(),
+                             loader=None, templar=None, shared_loader_obj=None)
+print(json.dumps(plugin.run(task_vars={})))
+"""
 
 
 def args_for(report_dir: Any, host: str) -> Dict[str, Any]:
@@ -23,10 +38,11 @@ def args_for(report_dir: Any, host: str) -> Dict[str, Any]:
 
 
 def run_action(args: Dict[str, Any]) -> Dict[str, Any]:
-    task = mock.MagicMock(args=args, async_val=0, check_mode=False)
-    plugin = action.ActionModule(task=task, connection=mock.MagicMock(), play_context=mock.MagicMock(),
-                                 loader=None, templar=None, shared_loader_obj=None)
-    return plugin.run(task_vars={})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-c", ACTION, json.dumps(args)], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_stub(args: Dict[str, Any]) -> Dict[str, Any]:

@@ -7,8 +7,10 @@ import contextlib
 import json
 from typing import Any, Dict, Iterator, Optional
 
+__all__ = ["patch_module_args"]
+
 try:
-    from ansible.module_utils.testing import patch_module_args  # noqa: F401  (ansible-core >= 2.19)
+    from ansible.module_utils.testing import patch_module_args  # pylint: disable=unused-import  # noqa: F401 (>= 2.19)
 except ImportError:  # ansible-core < 2.19
     from ansible.module_utils import basic
     from ansible.module_utils.common.text.converters import to_bytes
