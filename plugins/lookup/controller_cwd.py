@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 name: controller_cwd
 short_description: The real working directory of ansible-playbook on the controller
-version_added: "0.1.0"
+version_added: "1.0.0"
 description:
   - Returns the directory C(ansible-playbook) was started from, with symlinks resolved (C(os.getcwd())).
   - Unlike C(lookup('ansible.builtin.env', 'PWD')) it does not trust the environment, which can be stale

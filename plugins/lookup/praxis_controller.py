@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 name: praxis_controller
 short_description: Identity of the running ansible-playbook process (the run that takes upgrade locks)
-version_added: "1.1.0"
+version_added: "1.0.0"
 author:
   - praxis.upgrade contributors (@praxis-upgrade)
 description:

@@ -22,7 +22,7 @@ description:
     batches before it reads host variables, so such values cannot be honoured).
   - An action plugin does the work on the controller; no module is shipped to any host.
   - C(praxis_preflight) checks the same table again per host, so a role run alone is checked too.
-version_added: "0.1.0"
+version_added: "1.0.0"
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
 options:

@@ -257,7 +257,6 @@ def test_upgrade_succeeds_from_the_installed_collection(release: Release, fleet:
     assert status.returncode == 0, output(status)[-6000:]
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch inputs")
 def test_failed_upgrade_rolls_back_with_the_designed_message(release: Release, fleet: Fleet) -> None:
     host = fleet.add("crashy", "v1", http=True)
     source = fleet.source("v2-crash")
