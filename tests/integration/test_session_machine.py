@@ -123,7 +123,7 @@ def test_a_backup_of_another_installation_is_refused_changing_nothing(pair: Any,
         proc = fleet.playbook("rollback.yml", "--limit", "mine", extra={"praxis_backup_name": name})
         text = output(proc)
         assert proc.returncode != 0, text[-6000:]
-        words = "belongs to the installation" if how == "copied" else "is not a backup name"
+        words = "belongs to the installation" if how == "copied" else "not a backup name"
         assert words in text and "Next:" in text, text[-4000:]
         assert tree_diff(before, snapshot(mine.project, (".praxis-os/.cache",))) == NO_CHANGE
         assert facts(mine)["status"] == "completed" and not lock_path(mine).exists()
