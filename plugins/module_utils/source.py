@@ -96,8 +96,8 @@ def installed_rel(source_rel: str) -> Optional[str]:
 
 def _check_path(path: Optional[str]) -> str:
     if not path:
-        raise ValueError("no source path given; set praxis_source to the controller path of a prAxIs OS "
-                         "git checkout")
+        raise ValueError("praxis_source is not set. Next: pass the controller path of a prAxIs OS git "
+                         "checkout, e.g. -e praxis_source=/src/praxis-os")
     if not os.path.isabs(path):
         raise ValueError("source path %r is relative; give praxis_source as an absolute path "
                          "(for example \"{{ playbook_dir }}/../praxis-os\" resolved with | realpath)" % path)

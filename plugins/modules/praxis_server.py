@@ -314,6 +314,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils import content, procutil, serverops, state
+from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point
 from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
@@ -543,7 +544,8 @@ def _apply_content_plan(module, params, result):
     if module.check_mode:
         result["plan"].append("would apply the staged content plan %s" % plan_file)
         return
-    applied = content.apply_plan(params["praxis_home"], params["project_dir"], plan_file)
+    applied = content.apply_plan(params["praxis_home"], params["project_dir"], plan_file,
+                                 fault=lambda: fault_point("content.midway"))
     result["content_plan_applied"] = plan_file
     result["changed"] = True
     result["plan"].append("applied the staged content plan %s%s"

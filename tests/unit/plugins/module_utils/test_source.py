@@ -164,8 +164,8 @@ def test_git_ignored_files_are_not_part_of_the_version(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("given,needle", [
-    (None, "no source path given"),
-    ("", "no source path given"),
+    (None, "praxis_source is not set"),
+    ("", "praxis_source is not set"),
     ("relative/path", "is relative"),
     ("/nonexistent/praxis-os-xyz", "does not exist"),
 ])
