@@ -69,6 +69,40 @@ def module_processes(uid: int) -> list[tuple[int, str]]:
             if not cmd.startswith("sshd:") and "mcp_server" not in cmd]
 
 
+def descendants(root: int) -> list[int]:
+    """Every live process below `root` (by parent pid). ansible-core's workers call setsid(), so killing
+    the controller's process group leaves them behind, blocked writing a result nobody reads."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_run(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the whole run like a dying terminal would take the controller: its process group and
+    every worker below it (each in its own session)."""
+    tree = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
 def close_control_masters(cp_dir: Path) -> None:
     if not cp_dir.is_dir():
         return
@@ -130,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 seen = wait_for_phase(proc, Path(host["project_dir"]) / FACTS, phase, args.timeout)
                 at = round(time.monotonic() - started, 2)
                 if action == "kill-controller":
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    kill_run(proc)
                     deadline = time.monotonic() + 180
                     while module_processes(host["uid"]) and time.monotonic() < deadline:
                         time.sleep(0.1)
@@ -147,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=max(1.0, args.timeout - (time.monotonic() - started)))
         except BaseException:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                kill_run(proc)
             raise
         finally:
             close_control_masters(cp_dir)
