@@ -27,11 +27,31 @@ def banner(text: str) -> None:
     print("\n" + "=" * 78 + "\n" + text + "\n" + "=" * 78, flush=True)
 
 
+STATUS = ("ok: ", "skipping: ", "included: ", "changed: ", "TASK [")
+
+
+def first_batch_diff(stdout: str) -> str:
+    """The --diff text of the first batch (the canary host): every task that printed more than a status."""
+    start = stdout.find("PLAY [Upgrade")
+    end = stdout.find("PLAY [Upgrade", start + 1)
+    shown = []
+    for chunk in stdout[start:end if end > 0 else None].split("\nTASK [")[1:]:
+        header, _, body = chunk.partition("\n")
+        lines = [line for line in body.splitlines() if line.strip() and not line.startswith(STATUS)
+                 and not set(line.strip()) <= set("*")]
+        if lines:
+            shown.append("TASK [" + header.rstrip(" *") + "\n" + "\n".join(lines))
+    return "\n\n".join(shown)
+
+
 def run(fleet: Fleet, title: str, *args: str) -> None:
     banner(title)
     started = time.monotonic()
     result = fleet.upgrade("v2", *args)
     elapsed = time.monotonic() - started
+    if "--diff" in args and result.returncode == 0:
+        print("What the dry run says for the canary host (%s):\n" % fleet.hosts[0].name)
+        print(first_batch_diff(result.stdout) + "\n")
     recap = result.stdout[result.stdout.rfind("PLAY RECAP"):] if "PLAY RECAP" in result.stdout else result.stdout[-3000:]
     print(recap.rstrip())
     if result.returncode != 0:

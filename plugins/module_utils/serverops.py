@@ -427,4 +427,3 @@ def request_index_rebuild(praxis_home: str, reasons: Sequence[str], check: bool 
 def rebuild_pending(praxis_home: str) -> bool:
     """True while the rebuild flag exists (the server removes it once the index is rebuilt)."""
     return os.path.exists(rebuild_flag_path(praxis_home))
-

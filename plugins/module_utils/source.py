@@ -33,6 +33,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     sha256_file,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs
+from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
     compare,
@@ -277,6 +278,8 @@ def inspect(path: Optional[str]) -> dict:
         "shallow": index["shallow"],
         "ide": ide_info(path, index),
         "requirements_sha256": manifest.get("mcp_server/requirements.txt"),
+        "requirements_key": (requirements_file_key(os.path.join(path, "mcp_server", "requirements.txt"))
+                             if "mcp_server/requirements.txt" in manifest else None),
         "bytes": total,
         "file_count": len(manifest),
     }

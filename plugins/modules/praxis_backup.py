@@ -290,6 +290,21 @@ def run_present(module, home, root, project):
     return dict(changed=True, verified=True, **created)
 
 
+def backup_plan_text(result, root):
+    """The backup plan (or what was done) as --diff text."""
+    if result.get("reused"):
+        return "backup: reuse %s, made earlier by this session and verified again\n" % result["path"]
+    where = result["path"] or os.path.join(root, "<YYYY-MM-DD-HHMMSS>")
+    lines = ["backup: %s %s" % ("would create" if result["path"] is None else "created", where),
+             "  %d files%s of: %s" % (result["file_count"] or 0,
+                                     " (%d bytes)" % result["bytes"] if result.get("bytes") else "",
+                                     ", ".join(result.get("paths") or []) or "the framework trees, records, .gitignore"),
+             "  venv: hard-link snapshot of %s files + pip freeze (requirements-snapshot.txt)"
+             % (result.get("venv_files") if result.get("venv_files") is not None else "its"),
+             "  then verified against MANIFEST.json (sha256 of every file)"]
+    return "\n".join(lines) + "\n"
+
+
 def run_verified(module, root):
     report = backup.verify(backup.resolve(root, module.params["backup"]))
     # `changed` is Ansible's own status key, so the changed files are returned as `changed_files`.
@@ -355,6 +370,8 @@ def main():
             recorded = record_for(module, evidence, backup_path=result["path"])
             if recorded:
                 result["session"] = recorded
+            if module._diff:
+                result["diff"] = dict(prepared=backup_plan_text(result, root))
         elif state == "verified":
             result = run_verified(module, root)
         elif state == "restored":

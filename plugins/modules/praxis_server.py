@@ -85,6 +85,11 @@ options:
         C(installed_requirements_key)); pip is skipped when the new file has the same set (comments,
         blank lines and order do not count) and every requirement is installed.
     type: str
+  target_requirements_key:
+    description:
+      - Requirement-set key of the new version's C(mcp_server/requirements.txt) (from M(praxis.upgrade.praxis_source)).
+      - Lets a dry run (check mode, nothing staged) say truthfully whether the upgrade will run pip.
+    type: str
   pip_args:
     description: Extra C(pip install) arguments, e.g. C([--no-index, --find-links, /srv/wheels]).
     type: list
@@ -375,7 +380,24 @@ def _requirements_for(params):
     return None
 
 
+def _planned_deps(module, params, result):
+    """Check mode before anything is staged: judge pip by the new version's requirement set."""
+    new, old = params["target_requirements_key"], params["previous_requirements_key"]
+    would = new != old
+    result.update(changed=would, deps={"reason": None, "would_run_pip": would})
+    if would:
+        result["deps"]["reason"] = "the new version's requirement set differs from the installed one"
+        result["plan"].append("would run pip install: %s" % result["deps"]["reason"])
+    else:
+        result["deps"]["reason"] = "requirement set unchanged (installed requirements are checked when staged)"
+        result["plan"].append("pip skipped: %s" % result["deps"]["reason"])
+
+
 def do_deps(module, params, result):
+    if (module.check_mode and params["action"] == "upgrade" and _requirements_for(params) is None
+            and params["target_requirements_key"] and params["previous_requirements_key"]):
+        _planned_deps(module, params, result)
+        return
     try:
         deps = serverops.ensure_dependencies(
             params["praxis_home"], params["previous_requirements_sha256"], params["pip_args"],
@@ -629,6 +651,7 @@ def main():
             state_file=dict(type="path"),
             previous_requirements_sha256=dict(type="str"),
             previous_requirements_key=dict(type="str", no_log=False),
+            target_requirements_key=dict(type="str", no_log=False),
             pip_args=dict(type="list", elements="str", default=[]),
             pip_timeout=dict(type="float", default=900.0),
             post_install_commands=dict(type="list", elements="raw", default=[]),
@@ -670,6 +693,9 @@ def main():
         result["duration_s"] = round(time.monotonic() - begin, 3)
         module.fail_json(msg="praxis_server %s failed for %s: %s" % (params["action"], project, exc), **result)
     result["duration_s"] = round(time.monotonic() - begin, 3)
+    if module._diff:
+        result["diff"] = dict(prepared="server (%s mode):\n%s\n" % (
+            result["mode"] or params["mode"], "\n".join("  " + step for step in result["plan"]) or "  nothing to do"))
     module.exit_json(**result)
 
 

@@ -127,6 +127,10 @@ requirements_sha256:
   description: sha256 of C(mcp_server/requirements.txt).
   returned: always
   type: str
+requirements_key:
+  description: Requirement-set key of C(mcp_server/requirements.txt) (comments, blank lines and order do not count).
+  returned: always
+  type: str
 bytes:
   description: Total size in bytes of the files in RV(manifest).
   returned: always

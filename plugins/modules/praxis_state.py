@@ -548,9 +548,19 @@ class Session:
             next_phase=states.next_phase(after) if after["status"] == "in_progress" else None,
         )
         if self.module._diff:
-            self.result["diff"] = dict(before=diff_before or {}, after=after,
-                                       before_header=self.facts, after_header=self.facts)
+            self.result["diff"] = dict(prepared=session_diff_text(diff_before, after, self.result.get("lock_action")))
         self.module.exit_json(**self.result)
+
+
+def session_diff_text(before, after, lock_action):
+    """The session transition as one readable --diff line (the facts file's JSON is an internal record)."""
+    was = "%s %s" % (before["session_id"], before["status"]) if before else "no session"
+    text = "session: %s -> %s %s" % (was, after["session_id"], after["status"])
+    if after.get("completed_phases"):
+        text += " (done: %s)" % ", ".join(after["completed_phases"])
+    if lock_action:
+        text += "; lock: %s" % lock_action
+    return text + "\n"
 
 
 def main():

@@ -94,6 +94,16 @@ def test_dry_run_diff_names_what_would_change(dry: SimpleNamespace) -> None:
     assert ".praxis-os/venv/" in text  # .gitignore entry that would be appended
 
 
+def test_dry_run_shows_the_backup_and_server_plans_without_facts_json(dry: SimpleNamespace) -> None:
+    text = output(dry.proc)
+    assert "backup: would create " in text and "hard-link snapshot of" in text
+    assert "server (process mode):" in text and "would stop pid" in text and "would swap mcp_server/" in text
+    # v2 adds a requirement: the dry run must not claim pip would be skipped
+    assert "would run pip install: the new version's requirement set differs" in text
+    assert "session: no session -> " in text
+    assert '"completed_phases"' not in text  # no facts-file JSON dumped as a diff
+
+
 def test_a_real_run_after_the_dry_run_matches_its_counts(dry: SimpleNamespace) -> None:
     planned = {row["host"]: row["content_counts"] for row in dry.report["hosts"]}
     assert sorted(planned) == ["alpha", "beta"]

@@ -8,8 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +75,7 @@ def test_two_concurrent_runs_never_share_a_session(make_fleet: Any) -> None:
     command = [str(BIN / "ansible-playbook"), "-i", str(fleet.inventory()), str(REPO / "playbooks" / "upgrade.yml"),
                "-e", "praxis_source=%s" % fleet.source("v2")]
     runs = [subprocess.Popen(command, cwd=fleet.workdir, env=ansible_env(), text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True) for _ in range(2)]
+                             stderr=subprocess.PIPE, start_new_session=True) for _run in range(2)]
     results = [(run.pid,) + run.communicate(timeout=600) + (run.returncode,) for run in runs]
     ok = [r for r in results if r[3] == 0]
     refused = [r for r in results if r[3] != 0]

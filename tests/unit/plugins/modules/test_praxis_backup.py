@@ -115,3 +115,15 @@ def test_errors_are_clear(tmp_path, run_module):
     write(str(root), "a file where the backup root should be\n")
     result, failed = run_module(praxis_backup, args(home, backup_root=str(root), venv=False))
     assert failed and "check permissions and free space" in result["msg"]
+
+
+def test_present_diff_is_a_readable_backup_plan(tmp_path, run_module):
+    project, home = make_install(tmp_path)
+    planned, failed = run_module(praxis_backup, args(home), check_mode=True, diff=True)
+    assert not failed
+    text = planned["diff"]["prepared"]
+    assert text.startswith("backup: would create %s" % os.path.join(home, ".backups", "<YYYY-MM-DD-HHMMSS>"))
+    assert "%d files" % planned["file_count"] in text and "mcp_server" in text
+    assert "hard-link snapshot of 5 files + pip freeze" in text
+    done, failed = run_module(praxis_backup, args(home, session_id="s1"), diff=True)
+    assert not failed and done["diff"]["prepared"].startswith("backup: created %s" % done["path"])

@@ -44,6 +44,10 @@ def test_swap_check_then_apply(run_module: Any, home: Path, tmp_path: Path) -> N
     result, failed = run_module(praxis_server, opts, check_mode=True)
     assert not failed and result["changed"] and not result["swapped"]
     assert result["plan"] == ["would swap mcp_server/ (1 files: 0 added, 1 updated, 1 removed)"]
+    assert "diff" not in result
+    shown, failed = run_module(praxis_server, opts, check_mode=True, diff=True)
+    assert not failed and shown["diff"]["prepared"].endswith(
+        ":\n  would swap mcp_server/ (1 files: 0 added, 1 updated, 1 removed)\n")
     assert (home / "mcp_server" / "__init__.py").exists()
     result, failed = run_module(praxis_server, opts)
     assert not failed and result["swapped"] and result["swap"]["removed"] == ["mcp_server/__init__.py"]

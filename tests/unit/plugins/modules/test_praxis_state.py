@@ -67,7 +67,7 @@ def test_started_creates_session_and_lock(state_of, home):
     assert lock_of(home)["session_id"] == sid and lock_of(home)["controller"] == "alice@ctl"
     assert result["next_phase"] == "backup"  # preflight is recorded as the session begins
     assert facts(home)["completed_phases"] == ["preflight"]
-    assert result["diff"]["before"] == {} and result["diff"]["after"]["session_id"] == sid
+    assert result["diff"]["prepared"] == "session: no session -> %s in_progress (done: preflight); lock: acquired\n" % sid
 
 
 def test_started_again_resumes_same_session_without_change(state_of, home):
@@ -181,7 +181,8 @@ def test_check_mode_writes_nothing_but_reports(state_of, home):
     before = snapshot(home)
     result, failed = state_of("started", target_commit=TARGET, check_mode=True, diff=True)
     assert not failed and result["changed"] and result["lock_action"] == "acquired"
-    assert result["diff"]["after"]["target_commit"] == TARGET
+    assert "-> %s in_progress" % result["session_id"] in result["diff"]["prepared"]
+    assert "lock: acquired" in result["diff"]["prepared"]
     assert snapshot(home) == before
 
     put_lock(home, age=10 * 86400)
@@ -219,7 +220,7 @@ def test_phase_done_records_phase_evidence_backup(state_of, home):
     assert saved["completed_phases"] == ["preflight", "backup"] and saved["backup_path"] == "/p/.backups/x"
     assert saved["phases"]["backup"]["evidence"] == {"files": 42}
     assert saved["phases"]["backup"]["duration_s"] is not None
-    assert result["diff"]["before"]["completed_phases"] == ["preflight"]
+    assert "in_progress -> %s in_progress (done: preflight, backup)" % started["session_id"] in result["diff"]["prepared"]
     assert lock_of(home)["session_id"] == started["session_id"]  # kept during the run
 
 
