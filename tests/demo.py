@@ -36,7 +36,7 @@ def first_batch_diff(stdout: str) -> str:
     end = stdout.find("PLAY [Upgrade", start + 1)
     shown = []
     for chunk in stdout[start:end if end > 0 else None].split("\nTASK [")[1:]:
-        header, _, body = chunk.partition("\n")
+        header, _sep, body = chunk.partition("\n")
         lines = [line for line in body.splitlines() if line.strip() and not line.startswith(STATUS)
                  and not set(line.strip()) <= set("*")]
         if lines:

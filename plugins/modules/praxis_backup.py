@@ -296,9 +296,9 @@ def backup_plan_text(result, root):
         return "backup: reuse %s, made earlier by this session and verified again\n" % result["path"]
     where = result["path"] or os.path.join(root, "<YYYY-MM-DD-HHMMSS>")
     lines = ["backup: %s %s" % ("would create" if result["path"] is None else "created", where),
-             "  %d files%s of: %s" % (result["file_count"] or 0,
-                                     " (%d bytes)" % result["bytes"] if result.get("bytes") else "",
-                                     ", ".join(result.get("paths") or []) or "the framework trees, records, .gitignore"),
+             "  %d files%s of: %s" % (
+                 result["file_count"] or 0, " (%d bytes)" % result["bytes"] if result.get("bytes") else "",
+                 ", ".join(result.get("paths") or []) or "the framework trees, records, .gitignore"),
              "  venv: hard-link snapshot of %s files + pip freeze (requirements-snapshot.txt)"
              % (result.get("venv_files") if result.get("venv_files") is not None else "its"),
              "  then verified against MANIFEST.json (sha256 of every file)"]
