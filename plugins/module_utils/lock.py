@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The upgrade lock `.praxis-os/.upgrade-lock`: one run per installation at a time.
 
-The lock is created with O_CREAT|O_EXCL, so of two runs racing for a free lock exactly one wins. Its
+The lock is created complete and exclusively (written to a temporary file, then hard-linked: link()
+fails when the lock exists), so of two runs racing for a free lock exactly one wins. Its
 JSON names the session and the *run* holding it: `run_key`, `controller_host`, `controller_pid` and
 `controller_start` (the ansible-playbook process and its start time, in clock ticks since boot) and
 `boot_id` (the controller's kernel boot), plus `heartbeat_at`, refreshed at every phase.
@@ -253,14 +254,15 @@ def make_owner(
 
 
 def _create_exclusive(path: str, owner: Owner) -> bool:
-    """Create the lock with O_EXCL; False when it already exists."""
+    """Create the lock, complete, in one atomic step; False when it already exists.
+
+    The JSON is written and fsynced to a private temporary file first, then hard-linked to the lock
+    path: link() fails with EEXIST like O_CREAT|O_EXCL, but a racing reader never sees an empty or
+    half-written lock (as it could between an O_EXCL create and its write)."""
     data = (json.dumps(owner, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, LOCK_MODE)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            return False
-        raise
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, ".%s.%d.%s.tmp" % (os.path.basename(path), os.getpid(), os.urandom(4).hex()))
+    fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, LOCK_MODE)
     try:
         try:
             view = memoryview(data)
@@ -269,10 +271,15 @@ def _create_exclusive(path: str, owner: Owner) -> bool:
             os.fsync(fd)
         finally:
             os.close(fd)
-    except BaseException:
-        os.unlink(path)  # never leave a half-written lock behind
-        raise
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+        try:
+            os.link(temp, path)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return False
+            raise
+    finally:
+        os.unlink(temp)  # the lock (if made) is the other name of the same file
+    fsync_dir(directory)
     return True
 
 

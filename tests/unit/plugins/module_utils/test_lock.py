@@ -356,3 +356,19 @@ def test_acquire_ours_refreshes_the_owner_and_keeps_started_at(path):
     later = make_owner("S1", "c0ffee", run=me, started_at=ago(5))
     assert acquire(path, later, now=NOW, local_boot="X") == ("ours", None)
     assert read_lock(path)["started_at"] == ago(600) and read_lock(path)["heartbeat_at"] == ago(5)
+
+
+def test_a_lock_is_never_visible_before_its_content_is_written(path, monkeypatch):
+    """A racing run reads the lock it lost to: it must never see an empty or half-written file."""
+    real_write = os.write
+    visible_while_writing = []
+
+    def spy(fd, data):
+        visible_while_writing.append(os.path.exists(path))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", spy)
+    acquire(path, owner(), now=NOW)
+    assert visible_while_writing and not any(visible_while_writing)
+    assert read_lock(path)["session_id"] == "S1"
+    assert sorted(os.listdir(os.path.dirname(path))) == [os.path.basename(path)]  # no temporary file left
