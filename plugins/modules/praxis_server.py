@@ -336,8 +336,9 @@ def _base(params):
 
 
 def _mark_log(result):
-    """New log lines start here: taken once the old server is gone, so its shutdown lines (uvicorn
-    logs an ERROR on every signalled stop) are never blamed on the new server."""
+    """New log lines start here: taken once the old server is gone (called after every stop), so its
+    shutdown lines (uvicorn logs an ERROR on every signalled stop, a client's request cut short) are
+    never blamed on the new server."""
     result["log_offset"] = procutil.log_size(result["log_file"])
 
 
@@ -446,9 +447,7 @@ def _stop_process(module, params, result):
         result["plan"].append("would stop pid %s (INT, then TERM, then KILL)" % pid)
         return
     stopped = procutil.stop(pid, params["stop_timeouts"])
-    # what the old server logged while stopping (a client's request cut short) is not the new one's health
-    result.update(stopped_by=stopped["stopped_by"], stop_duration_s=stopped["duration_s"],
-                  log_offset=procutil.log_size(result["log_file"]))
+    result.update(stopped_by=stopped["stopped_by"], stop_duration_s=stopped["duration_s"])
     result["plan"].append("stopped pid %s with SIG%s in %.1f s"
                           % (pid, stopped["stopped_by"] or "(gone)", stopped["duration_s"]))
 
