@@ -335,6 +335,12 @@ def _base(params):
             "start_attempts": 0, "content_plan_applied": None}
 
 
+def _changed(result, flag):
+    """Steps only ever add to ``changed``: an action of several steps changed something when any step did."""
+    if flag:
+        result["changed"] = True
+
+
 def _mark_log(result):
     """New log lines start here: taken once the old server is gone (called after every stop), so its
     shutdown lines (uvicorn logs an ERROR on every signalled stop, a client's request cut short) are
@@ -342,15 +348,19 @@ def _mark_log(result):
     result["log_offset"] = procutil.log_size(result["log_file"])
 
 
-def do_swap(module, params, result):
-    # the content phase usually unpacked it already; the swap verifies every file it stages anyway,
-    # so an existing staging dir is not hashed a second time here
+def _unpack(module, params):
+    """The shipped source into source_dir, unless there already: the content phase usually unpacked it,
+    and the swap verifies every file it stages anyway, so an existing dir is not hashed a second time."""
     if params["archive"] and not module.check_mode and not os.path.isdir(params["source_dir"]):
         extract(params["archive"], params["source_dir"], params["manifest"])
+
+
+def do_swap(module, params, result):
+    _unpack(module, params)
     swap = serverops.swap_server(params["praxis_home"], params["source_dir"], params["manifest"],
                                  params["state_file"], params["session_id"], check=module.check_mode)
-    result.update(changed=swap["changed"], swapped=swap["swapped"], journal_recovered=swap["journal_recovered"],
-                  recovery=swap["recovery"],
+    _changed(result, swap["changed"])
+    result.update(swapped=swap["swapped"], journal_recovered=swap["journal_recovered"], recovery=swap["recovery"],
                   swap={k: swap[k] for k in ("files", "added", "updated", "removed")})
     if swap["recovery"]["recovered"]:
         result["plan"].append("%s the swap interrupted at step %s"
@@ -366,7 +376,8 @@ def do_swap(module, params, result):
 
 def do_recover(module, params, result):
     recovery = serverops.recover_swap(params["praxis_home"], params["state_file"], check=module.check_mode)
-    result.update(changed=recovery["recovered"], journal_recovered=recovery["recovered"], recovery=recovery)
+    _changed(result, recovery["recovered"])
+    result.update(journal_recovered=recovery["recovered"], recovery=recovery)
     result["plan"].append("no interrupted swap in the journal" if not recovery["recovered"] else
                           "%s the swap interrupted at step %s" % (recovery["action"], recovery["step"]))
 
@@ -385,7 +396,8 @@ def _planned_deps(module, params, result):
     """Check mode before anything is staged: judge pip by the new version's requirement set."""
     new, old = params["target_requirements_key"], params["previous_requirements_key"]
     would = new != old
-    result.update(changed=would, deps={"reason": None, "would_run_pip": would})
+    _changed(result, would)
+    result["deps"] = {"reason": None, "would_run_pip": would}
     if would:
         result["deps"]["reason"] = "the new version's requirement set differs from the installed one"
         result["plan"].append("would run pip install: %s" % result["deps"]["reason"])
@@ -409,7 +421,8 @@ def do_deps(module, params, result):
     except serverops.DependencyError as exc:
         result["pip_output_tail"] = exc.output_tail
         raise
-    result.update(changed=deps["changed"], pip_ran=deps["pip_ran"], pip_output_tail=deps["pip_output_tail"],
+    _changed(result, deps["changed"])
+    result.update(pip_ran=deps["pip_ran"], pip_output_tail=deps["pip_output_tail"],
                   deps={k: deps[k] for k in ("reason", "requirements_sha256", "previous_requirements_sha256",
                                              "unsatisfied", "would_run_pip", "duration_s")})
     for warning in deps["warnings"]:
@@ -594,28 +607,21 @@ def _request_rebuild(module, params, result):
 def do_upgrade(module, params, result):
     """The server phase in one call, downtime kept to stop -> apply staged content -> swap -> start:
     dependencies are installed while the old server still runs; records the phase when all succeeded."""
-    if params["archive"] and not module.check_mode and not os.path.isdir(params["source_dir"]):
-        extract(params["archive"], params["source_dir"], params["manifest"])
+    _unpack(module, params)
     mode = _resolve(params, result)
     if result["ide_restart_required"]:
         module.warn(result["ide_reason"])
     do_deps(module, params, result)
-    changed = result["changed"]
-    result["changed"] = False
     # ---- downtime starts: the old server stops only now
     if mode == "systemd":
         _systemd(module, params, result, "stop")
     elif mode == "process":
         _stop_process(module, params, result)
-    changed = changed or result["changed"]
     _mark_log(result)
     # ---- staged content goes in with the old server stopped (content.apply_plan, when a plan exists)
     _apply_content_plan(module, params, result)
-    changed = changed or result["changed"]
     do_swap(module, params, result)
-    changed = changed or result["changed"]
     _request_rebuild(module, params, result)
-    changed = changed or result["changed"]
     if mode == "systemd":
         _systemd(module, params, result, "start")
     elif mode == "process":
@@ -623,7 +629,6 @@ def do_upgrade(module, params, result):
     elif result["index_rebuild"] is not None:
         result["plan"].append("server mode none: the next server start (validate's stdio probe, or the IDE "
                               "restarting its MCP server) rebuilds the search index")
-    result["changed"] = changed or result["changed"]
     evidence_keys = ("swapped", "pip_ran", "mode", "pid_after", "log_offset", "ide_restart_required",
                      "ide_server_pid", "index_rebuild")
     recorded = record_for(module, {key: result[key] for key in evidence_keys})
