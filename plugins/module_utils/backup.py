@@ -810,7 +810,10 @@ def restore(
 
 BYTECODE_DIR = "__pycache__"
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
+# Upstream's default index location (config rag.index_path); one directory per table inside.
 INDEX_DIR = ".cache/vector_index"
+# Upstream's own trigger: a server that finds this flag at start rebuilds its search index (before it
+# listens) and removes the flag; on failure it logs an ERROR and keeps the flag (serverops requests it).
 REBUILD_FLAG = "standards/.rebuild_index"
 
 

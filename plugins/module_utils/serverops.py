@@ -21,6 +21,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import faults, state
+from ansible_collections.praxis.upgrade.plugins.module_utils.backup import FILES, MANIFEST, REBUILD_FLAG
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_bytes,
@@ -37,12 +38,6 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
 )
 
 PREFIX = "mcp_server/"
-# Upstream's own mechanism: a server that finds this flag at start rebuilds its search index
-# (before it listens) and removes the flag; on failure it logs an ERROR and keeps the flag.
-REBUILD_FLAG = os.path.join("standards", ".rebuild_index")
-# Upstream's default index location (config rag.index_path); one directory per table inside.
-INDEX_DIR = os.path.join(".cache", "vector_index")
-# Where the content phase leaves its staged plan for the server phase to apply after the stop.
 SWAP_OP = "swap"
 PIP_TAIL = 3000
 ROLLBACK_HINT = "playbooks/rollback.yml"
@@ -392,15 +387,15 @@ def standards_changed(praxis_home: str, backup_dir: Optional[str]) -> Optional[b
     if not backup_dir:
         return None
     try:
-        doc = load_manifest(os.path.join(backup_dir, "MANIFEST.json"))
+        doc = load_manifest(os.path.join(backup_dir, MANIFEST))
     except ValueError:
         return None
     home = os.path.abspath(praxis_home)
     roots = sorted(rel for rel in (doc.get("paths") or {}) if rel == "standards" or rel.startswith("standards/"))
     if not roots:
         return None
-    before = {key[len("files/"):]: digest for key, digest in doc["files"].items()
-              if any(key.startswith("files/%s/" % root) for root in roots)}
+    before = {key[len(FILES) + 1:]: digest for key, digest in doc["files"].items()
+              if any(key.startswith("%s/%s/" % (FILES, root)) for root in roots)}
     now = {}  # type: Dict[str, str]
     for root in roots:
         now.update(build_manifest(os.path.join(home, root), prefix=root + "/"))
