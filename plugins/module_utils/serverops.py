@@ -279,12 +279,16 @@ def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional
                         check: bool = False, timeout: float = 900.0,
                         post_install_commands: Sequence[Sequence[str]] = (),
                         env: Optional[Dict[str, object]] = None, requirements: Optional[str] = None,
-                        previous_requirements_key: Optional[str] = None) -> dict:
+                        previous_requirements_key: Optional[str] = None, planned_key: Optional[str] = None) -> dict:
     """Install `mcp_server/requirements.txt` (or `requirements`, e.g. the staged new version's) into the
     venv unless it is unchanged and satisfied.
 
     Unchanged means the same file hash, or the same requirement set (`requirements.requirements_key`:
     comments, blank lines and order do not count) as `previous_requirements_key`.
+
+    `planned_key` (a dry run only, `check`): the new version's requirement-set key when its file is not
+    staged yet. A set other than `previous_requirements_key` would run pip; the same set is judged on the
+    installed file by the rule above (same requirements, so the same unsatisfied ones).
 
     Returns ``changed``, ``pip_ran``, ``would_run_pip``, ``reason``, ``requirements_sha256``,
     ``previous_requirements_sha256``, ``unsatisfied``, ``pip_output_tail``, ``warnings``, ``duration_s``.
@@ -297,6 +301,13 @@ def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional
     result = {"changed": False, "pip_ran": False, "would_run_pip": False, "reason": None,
               "requirements_sha256": None, "previous_requirements_sha256": previous_requirements_sha256,
               "unsatisfied": [], "pip_output_tail": "", "warnings": [], "duration_s": 0.0}
+    if planned_key is not None:
+        if not check:
+            raise ValueError("planned_key is for a dry run (check mode): a real install needs the new requirements file")
+        if planned_key != previous_requirements_key:
+            result.update(reason="the new version's requirement set differs from the installed one",
+                          would_run_pip=True, changed=True)
+            return _done(result, begin)
     if not os.path.isfile(requirements):
         result["reason"] = "%s does not exist: nothing to install" % requirements
         return _done(result, begin)

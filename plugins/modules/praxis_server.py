@@ -384,7 +384,7 @@ def do_recover(module, params, result):
 
 def _requirements_for(params):
     """The new version's requirements: the source's before the swap (upgrade installs them while the
-    old server still runs), else the live tree's."""
+    old server still runs); None: the live tree's."""
     if params["action"] == "upgrade" and params["source_dir"]:
         staged = os.path.join(params["source_dir"], "mcp_server", "requirements.txt")
         if os.path.isfile(staged):
@@ -392,32 +392,19 @@ def _requirements_for(params):
     return None
 
 
-def _planned_deps(module, params, result):
-    """Check mode before anything is staged: judge pip by the new version's requirement set."""
-    new, old = params["target_requirements_key"], params["previous_requirements_key"]
-    would = new != old
-    _changed(result, would)
-    result["deps"] = {"reason": None, "would_run_pip": would}
-    if would:
-        result["deps"]["reason"] = "the new version's requirement set differs from the installed one"
-        result["plan"].append("would run pip install: %s" % result["deps"]["reason"])
-    else:
-        result["deps"]["reason"] = "requirement set unchanged (installed requirements are checked when staged)"
-        result["plan"].append("pip skipped: %s" % result["deps"]["reason"])
-
-
 def do_deps(module, params, result):
-    if (module.check_mode and params["action"] == "upgrade" and _requirements_for(params) is None
-            and params["target_requirements_key"] and params["previous_requirements_key"]):
-        _planned_deps(module, params, result)
-        return
+    requirements = _requirements_for(params)
+    planned = None
+    if module.check_mode and params["action"] == "upgrade" and requirements is None \
+            and params["previous_requirements_key"]:
+        planned = params["target_requirements_key"]  # a dry run: nothing staged, the new set is known
     try:
         deps = serverops.ensure_dependencies(
             params["praxis_home"], params["previous_requirements_sha256"], params["pip_args"],
             check=module.check_mode, timeout=params["pip_timeout"],
             post_install_commands=[[str(a) for a in c] for c in params["post_install_commands"]],
-            env=params["server_env"], requirements=_requirements_for(params),
-            previous_requirements_key=params["previous_requirements_key"])
+            env=params["server_env"], requirements=requirements,
+            previous_requirements_key=params["previous_requirements_key"], planned_key=planned)
     except serverops.DependencyError as exc:
         result["pip_output_tail"] = exc.output_tail
         raise

@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import serverops, state
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
+from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_key
 
 REPO = Path(__file__).resolve().parents[4]
 WHEELHOUSE = REPO / ".cache" / "wheelhouse"
@@ -242,6 +243,26 @@ def test_deps_install_then_fast_path(venv_home: Path) -> None:
     assert serverops.unsatisfied_requirements(str(venv_home / "venv" / "bin" / "python"),
                                               str(venv_home / "mcp_server" / "requirements.txt")) == [
         "humanize>=5 (installed 4.17.0)"]
+
+
+def test_dry_run_judges_the_planned_set_by_the_same_rule(venv_home: Path) -> None:
+    """Check mode before the new version is staged: only its requirement-set key is known."""
+    home = str(venv_home)
+    sha = requirements(venv_home, "# nothing yet\n")
+    key = requirements_key("# nothing yet\n")
+    same = serverops.ensure_dependencies(home, sha, OFFLINE, check=True, previous_requirements_key=key, planned_key=key)
+    assert not same["would_run_pip"] and not same["changed"]
+    other = serverops.ensure_dependencies(home, sha, OFFLINE, check=True, previous_requirements_key=key,
+                                          planned_key=requirements_key("humanize==4.17.0\n"))
+    assert other["would_run_pip"] and other["changed"] and "requirement set differs" in other["reason"]
+    # the same set, but not installed: the real run would run pip, so the dry run says so too
+    sha = requirements(venv_home, "praxis-no-such-package==1.0\n")
+    key = requirements_key("praxis-no-such-package==1.0\n")
+    missing = serverops.ensure_dependencies(home, sha, OFFLINE, check=True, previous_requirements_key=key,
+                                            planned_key=key)
+    assert missing["would_run_pip"] and missing["unsatisfied"] == ["praxis-no-such-package==1.0"]
+    with pytest.raises(ValueError, match="dry run"):
+        serverops.ensure_dependencies(home, sha, OFFLINE, previous_requirements_key=key, planned_key=key)
 
 
 def test_deps_pip_failure_names_the_next_step(venv_home: Path) -> None:
