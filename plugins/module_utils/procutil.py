@@ -141,16 +141,21 @@ def check_server_pid(pid: int, praxis_home: str) -> Tuple[bool, str]:
     return True, "verified: pid %d runs mcp_server in %s" % (pid, project)
 
 
-def verified_server_pid(praxis_home: str) -> Tuple[Optional[int], str]:
-    """(pid, reason): the state file's pid only if alive, of this project and running mcp_server."""
+def _verified(praxis_home: str) -> Tuple[Optional[dict], Optional[int], str]:
+    """(state file, pid, reason): the state file's pid only if alive, of this project and running mcp_server."""
     state = read_server_state(praxis_home)
     if state is None:
-        return None, "no state file at %s: no server runs in http mode" % state_file_path(praxis_home)
+        return None, None, "no state file at %s: no server runs in http mode" % state_file_path(praxis_home)
     pid = _state_pid(state)
     if pid is None:
-        return None, "state file %s names no valid pid" % state_file_path(praxis_home)
+        return state, None, "state file %s names no valid pid" % state_file_path(praxis_home)
     ok, reason = check_server_pid(pid, praxis_home)
-    return (pid if ok else None), reason
+    return state, (pid if ok else None), reason
+
+
+def verified_server_pid(praxis_home: str) -> Tuple[Optional[int], str]:
+    """(pid, reason): the state file's pid only if alive, of this project and running mcp_server."""
+    return _verified(praxis_home)[1:]
 
 
 IDE_TRANSPORTS = ("stdio", "dual")
@@ -165,17 +170,9 @@ def classify_server(praxis_home: str) -> dict:
     signalled or replaced) or ``none`` (no state file, a stale or foreign pid). Also ``pid``,
     ``transport`` and ``reason``.
     """
-    state = read_server_state(praxis_home)
-    if state is None:
-        return {"kind": "none", "pid": None, "transport": None,
-                "reason": "no state file at %s: no server runs in http mode" % state_file_path(praxis_home)}
-    pid = _state_pid(state)
-    transport = state.get("transport") if isinstance(state.get("transport"), str) else None
+    state, pid, why = _verified(praxis_home)
+    transport = state.get("transport") if state and isinstance(state.get("transport"), str) else None
     if pid is None:
-        return {"kind": "none", "pid": None, "transport": transport,
-                "reason": "state file %s names no valid pid" % state_file_path(praxis_home)}
-    ok, why = check_server_pid(pid, praxis_home)
-    if not ok:
         return {"kind": "none", "pid": None, "transport": transport, "reason": why}
     if transport in IDE_TRANSPORTS:
         return {"kind": "ide", "pid": pid, "transport": transport,
