@@ -113,3 +113,34 @@ def test_server_phase_v1_to_v2_spares_the_other_project(projects: Dict[str, Path
     fast, failed = praxis_server(action="deps", previous_requirements_sha256=deps["deps"]["requirements_sha256"],
                                  **common)
     assert not failed and not fast["pip_ran"] and not fast["changed"]
+
+
+def test_a_rebuild_longer_than_the_timeout_is_named(tmp_path: Path) -> None:
+    """Upstream rebuilds its index before it listens, for minutes on a small host; the tests' 0.5 s
+    build (tests/conftest.py) never shows that. A rebuild outlasting the wait must fail naming it and
+    the variable to raise, not only 'no healthy answer'."""
+    source, project = tmp_path / "src", tmp_path / "slow"
+    fixture.make_source(source, "v1")
+    project.mkdir()
+    fixture.install(source, project, fixture.wheelhouse(), user_content=False)
+    home = project / ".praxis-os"
+    old_pid, _url = fixture.start_http_server(project)
+    state.save(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact"), state.new_session("v2", session_id="SLOW"))
+    previous_sha = sha256_file(str(home / "mcp_server" / "requirements.txt"))
+    fixture.checkout(source, "v2")
+    result, failed = praxis_server(
+        action="upgrade", praxis_home=str(home), project_dir=str(project), source_dir=str(source),
+        manifest=build_manifest(str(source / "mcp_server"), prefix="mcp_server/"), session_id="SLOW",
+        previous_requirements_sha256=previous_sha, pip_args=["--no-index", "--find-links", str(fixture.wheelhouse())],
+        server_env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "8"}, timeout=2)
+    started = [int(step.split()[2]) for step in result.get("plan", []) if step.startswith("started pid ")]
+    try:
+        assert failed and result["swapped"] and result["stopped_by"] == "INT", result.get("msg")
+        assert "still rebuilding its search index" in result["msg"], result["msg"]
+        assert "raise praxis_health_timeout" in result["msg"]
+        assert result["index_rebuild"]["done"] is False and fixture.rebuild_flag(project).exists()
+    finally:
+        for pid in started:
+            if procutil.check_server_pid(pid, str(home))[0]:
+                procutil.stop(pid, (15.0, 5.0, 5.0))
+        fixture.stop_server(project, pid=old_pid)
