@@ -176,7 +176,7 @@ def classify_server(praxis_home: str) -> dict:
         return {"kind": "none", "pid": None, "transport": transport, "reason": why}
     if transport in IDE_TRANSPORTS:
         return {"kind": "ide", "pid": pid, "transport": transport,
-                "reason": ("IDE-launched server: pid %d runs with --transport %s (its editor talks to it over "
+                "reason": ("IDE-launched server: pid %s runs with --transport %s (its editor talks to it over "
                            "stdin); it is never stopped or replaced — restart the IDE's MCP server after the "
                            "upgrade to load the new version" % (pid, transport))}
     return {"kind": "http", "pid": pid, "transport": transport or "http", "reason": why}
