@@ -442,7 +442,7 @@ def main():
         if policy == "fail" and (plan["conflict"] or ide_plan["conflicts"]):
             raise content.ConflictError(plan["conflict"] + ide_plan["conflicts"])
         gitignore_added = content.append_gitignore(project, p["gitignore_entries"], check=True)
-        planned = content.apply(plan, home, None, policy, check=True, trees=trees)
+        planned = content.preview(plan, home, policy)
         if not module.check_mode:
             if module.params["archive"] or content.pending_writes(plan, home, policy):
                 staging, extracted = stage(module, home, upstream_all)
