@@ -261,8 +261,13 @@ PLAN_SCHEMA = 1
 PROJECT_TARGETS = (".cursorrules", ".cursorrules" + UPSTREAM_SUFFIX, ".cursor/mcp.json", ".cursor/mcp.json" + UPSTREAM_SUFFIX)
 
 
+def staging_path(praxis_home: str, commit: str) -> str:
+    """Where a commit's source is unpacked and its content plan staged: `<praxis_home>/.cache/upgrade/<commit>`."""
+    return os.path.join(praxis_home, ".cache", "upgrade", commit)
+
+
 def plan_path(praxis_home: str, commit: str) -> str:
-    return os.path.join(praxis_home, ".cache", "upgrade", commit, PLAN_NAME)
+    return os.path.join(staging_path(praxis_home, commit), PLAN_NAME)
 
 
 def _digest_or_none(path: str) -> Optional[str]:

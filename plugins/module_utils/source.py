@@ -33,6 +33,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     sha256_file,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs
+from ansible_collections.praxis.upgrade.plugins.module_utils.content import IDE_STAGE, PLAN_NAME
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
@@ -56,8 +57,6 @@ INSTALLATION_DIR = "installation"
 CURSORRULES_SOURCE = INSTALLATION_DIR + "/.cursorrules"
 CLEAN_PATHS = SOURCE_DIRS + (INSTALLATION_DIR,)
 SOURCE_JSON = "praxis-source.json"
-STAGING_PLAN = "content-plan.json"  # content.PLAN_NAME
-STAGING_IDE = ".praxis-ide"  # content.IDE_STAGE
 _GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 
 
@@ -354,8 +353,8 @@ def _tree_matches(dest: str, manifest: Dict[str, str]) -> bool:
     except (OSError, ValueError):
         return False
     actual.pop(SOURCE_JSON, None)
-    actual.pop(STAGING_PLAN, None)  # the content phase's plan and staged IDE config live beside the source
-    actual = {rel: digest for rel, digest in actual.items() if not rel.startswith(STAGING_IDE + "/")}
+    actual.pop(PLAN_NAME, None)  # the content phase's plan and staged IDE config live beside the source
+    actual = {rel: digest for rel, digest in actual.items() if not rel.startswith(IDE_STAGE + "/")}
     return actual == manifest
 
 

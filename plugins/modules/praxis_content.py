@@ -447,7 +447,7 @@ def main():
             if module.params["archive"] or content.pending_writes(plan, home, policy):
                 staging, extracted = stage(module, home, upstream_all)
             else:  # nothing to copy and no archive: only the plan (deletes, .gitignore, IDE config)
-                staging = module.params["staging_dir"] or os.path.join(home, ".cache", "upgrade", p["commit"] or "local")
+                staging = module.params["staging_dir"] or content.staging_path(home, p["commit"] or "local")
                 os.makedirs(staging, exist_ok=True)
             document = content.stage_plan(plan, home, project, staging, policy, ide_plan, p["gitignore_entries"],
                                           extra={"commit": p["commit"], "base": base_from})
@@ -493,7 +493,7 @@ def stage(module, home, upstream_all):
     if not staging:
         if not p["commit"]:
             module.fail_json(msg="neither staging_dir nor commit is set; pass commit (praxis_source's commit)")
-        staging = os.path.join(home, ".cache", "upgrade", p["commit"])
+        staging = content.staging_path(home, p["commit"])
     if not p["archive"]:
         module.fail_json(msg="archive is not set and content must change in %s; pass the path of the shipped "
                              "source archive" % home)
