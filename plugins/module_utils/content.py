@@ -330,6 +330,10 @@ def stage_plan(plan: Plan, praxis_home: str, project_dir: str, staging_dir: str,
 
 def load_plan(path: str) -> dict:
     """Read and check a plan file (schema, safe relative paths, allowed project targets)."""
+    if not os.path.isfile(path):
+        raise ContentError("content plan %s does not exist; the content phase writes it — re-run the upgrade (a "
+                           "session whose content phase is recorded but whose plan is gone: roll back with "
+                           "playbooks/rollback.yml, then upgrade again)" % path)
     document = read_json(path, "content plan")
     if not isinstance(document, dict) or document.get("schema") != PLAN_SCHEMA:
         raise ContentError("%s is not a content plan of schema %d; re-run the upgrade (the content phase writes "
