@@ -5,9 +5,9 @@
 
 Three inputs per path: the local file, the base (what the last install/upgrade wrote, from the base
 manifest) and upstream (the new source), plus every older upstream version of the path (git history).
-`classify` is a pure function from those manifests to a `Plan`; `apply` carries a plan out at once
-(kept for direct use); the upgrade stages it instead (`stage_plan`, while the old server still runs)
-and `apply_plan` carries the staged plan out between the old server's stop and the swap.
+`classify` is a pure function from those manifests to a `Plan`; `stage_plan` stages it while the old
+server still runs and `apply_plan` carries the staged plan out between the old server's stop and the
+swap (`preview` says what that would change, for the dry run).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class ConflictError(ContentError):
 
 
 class Plan:
-    """Per-class sorted path lists plus the inputs `apply` needs."""
+    """Per-class sorted path lists plus the manifests they came from."""
 
     def __init__(self, classes: Dict[str, List[str]], local: Manifest, upstream: Manifest):
         self.classes = {name: sorted(classes.get(name, ())) for name in CLASSES}
@@ -170,28 +170,6 @@ def _check_targets(praxis_home: str, rels: Iterable[str]) -> None:
                                "with a directory and re-run" % (rel, praxis_home, real))
 
 
-def _expected(plan: Plan, policy: str) -> Dict[str, str]:
-    """{path relative to praxis_home: sha256} that must hold once the plan is applied."""
-    expected = {rel: plan.upstream[rel] for name in ("add", "update", "unchanged") for rel in plan[name]}
-    for rel in plan["conflict"]:
-        if policy == "take_upstream":
-            expected[rel] = plan.upstream[rel]
-        else:
-            expected[rel + UPSTREAM_SUFFIX] = plan.upstream[rel]
-    return expected
-
-
-def verify(praxis_home: str, plan: Plan, policy: str) -> List[str]:
-    """Paths that do not hold what the plan says they should (empty when all is well)."""
-    bad = []
-    for rel, digest in sorted(_expected(plan, policy).items()):
-        path = os.path.join(praxis_home, *rel.split("/"))
-        if not os.path.isfile(path) or sha256_file(path) != digest:
-            bad.append(rel)
-    bad.extend(rel for rel in plan["delete"] if os.path.lexists(os.path.join(praxis_home, *rel.split("/"))))
-    return bad
-
-
 def pending_writes(plan: Plan, praxis_home: str, policy: str) -> List[Tuple[str, str]]:
     """Sorted (upstream rel, destination rel) copies the plan needs; a `.upstream` copy already right is skipped."""
     writes = [(rel, rel) for rel in plan["add"] + plan["update"]]
@@ -205,60 +183,12 @@ def pending_writes(plan: Plan, praxis_home: str, policy: str) -> List[Tuple[str,
     return sorted(writes)
 
 
-def apply(plan: Plan, praxis_home: str, source_dir: Optional[str], policy: str, check: bool = False,
-          fault: Optional[Callable[[], None]] = None, trees: Iterable[str] = TREES) -> dict:
-    """Carry out `plan` in `praxis_home` from the verified staged source in `source_dir`.
-
-    `fault` is called once, halfway through the writes (test seam for interruptions).
-    Returns counts and full lists per class, plus `written`, `upstream_written`, `deleted`, `verified`.
-    """
-    if policy not in POLICIES:
-        raise ValueError("conflict policy %r is not one of %s; set praxis_conflict_policy accordingly"
-                         % (policy, ", ".join(POLICIES)))
-    if policy == "fail" and plan["conflict"]:
-        raise ConflictError(plan["conflict"])
+def preview(plan: Plan, praxis_home: str, policy: str) -> Dict[str, List[str]]:
+    """What staging and applying `plan` would change: {"written", "upstream_written", "deleted"} (dry run)."""
     writes = pending_writes(plan, praxis_home, policy)
-    result = {"counts": plan.counts(), "policy": policy}
-    result.update({name: list(paths) for name, paths in plan.classes.items()})
-    if check:
-        result.update(written=[dst for rel, dst in writes if dst == rel],
-                      upstream_written=[dst for rel, dst in writes if dst != rel],
-                      deleted=list(plan["delete"]), verified=False)
-        return result
-    _check_targets(praxis_home, [dst for _rel, dst in writes] + plan["delete"])
-    if writes and not source_dir:
-        raise ContentError("no staged source to copy from; the archive must be extracted first")
-    written, upstream_written, deleted = [], [], []
-    halfway = len(writes) // 2
-    for index, (rel, dst_rel) in enumerate(writes):
-        if index == halfway and fault is not None:
-            fault()
-        dst = os.path.join(praxis_home, *dst_rel.split("/"))
-        src = os.path.join(source_dir, *rel.split("/"))
-        if not os.path.isfile(src):
-            raise ContentError("staged source %s lacks %s; the staged source is corrupt — remove %s and "
-                               "re-run the upgrade" % (source_dir, rel, source_dir))
-        digest = copy_file_atomic(src, dst)
-        if digest != plan.upstream[rel]:
-            raise ContentError("%s was written with sha256 %s but the source manifest says %s; the staged "
-                               "source is corrupt — remove %s and re-run the upgrade"
-                               % (dst, digest, plan.upstream[rel], source_dir))
-        (upstream_written if dst_rel != rel else written).append(dst_rel)
-    if fault is not None and not writes:
-        fault()
-    for rel in plan["delete"]:
-        target = os.path.join(praxis_home, *rel.split("/"))
-        if os.path.lexists(target):
-            os.unlink(target)
-            deleted.append(rel)
-            prune_empty_dirs(_tree_root(praxis_home, rel, trees), os.path.dirname(target))
-    bad = verify(praxis_home, plan, policy)
-    if bad:
-        raise ContentError("after writing, %d path(s) in %s do not match the source: %s; the disk or the "
-                           "staged source is faulty — the phase will roll back; check the disk and re-run"
-                           % (len(bad), praxis_home, ", ".join(bad[:10])))
-    result.update(written=written, upstream_written=upstream_written, deleted=deleted, verified=True)
-    return result
+    return {"written": [dst for rel, dst in writes if dst == rel],
+            "upstream_written": [dst for rel, dst in writes if dst != rel],
+            "deleted": list(plan["delete"])}
 
 
 def _lines(data: bytes) -> List[str]:
@@ -331,8 +261,13 @@ PLAN_SCHEMA = 1
 PROJECT_TARGETS = (".cursorrules", ".cursorrules" + UPSTREAM_SUFFIX, ".cursor/mcp.json", ".cursor/mcp.json" + UPSTREAM_SUFFIX)
 
 
+def staging_path(praxis_home: str, commit: str) -> str:
+    """Where a commit's source is unpacked and its content plan staged: `<praxis_home>/.cache/upgrade/<commit>`."""
+    return os.path.join(praxis_home, ".cache", "upgrade", commit)
+
+
 def plan_path(praxis_home: str, commit: str) -> str:
-    return os.path.join(praxis_home, ".cache", "upgrade", commit, PLAN_NAME)
+    return os.path.join(staging_path(praxis_home, commit), PLAN_NAME)
 
 
 def _digest_or_none(path: str) -> Optional[str]:
@@ -347,14 +282,20 @@ def stage_plan(plan: Plan, praxis_home: str, project_dir: str, staging_dir: str,
     Every file to add or update and every `.upstream` copy is checked against its sha256 in the
     verified staging dir; IDE config files are written there (under `.praxis-ide/`) and verified.
     Each write records the sha256 its target had when planned (`before`), so `apply_plan` refuses a
-    target changed since. Returns the plan document (also written atomically).
+    target changed since. Targets are checked (`_check_targets`) here already, so a directory where a
+    file goes is refused before the old server stops. Returns the plan document (also written atomically).
     """
     if policy not in POLICIES:
-        raise ValueError("conflict policy %r is not one of %s" % (policy, ", ".join(POLICIES)))
+        raise ValueError("conflict policy %r is not one of %s; set praxis_conflict_policy accordingly"
+                         % (policy, ", ".join(POLICIES)))
     if policy == "fail" and (plan["conflict"] or (ide_plan or {}).get("conflicts")):
         raise ConflictError(plan["conflict"] + list((ide_plan or {}).get("conflicts") or ()))
+    if not staging_dir:
+        raise ContentError("no staged source to copy from; the archive must be extracted first")
+    pending = pending_writes(plan, praxis_home, policy)
+    _check_targets(praxis_home, [dst for _rel, dst in pending] + plan["delete"])  # refused while the old server runs
     writes = []
-    for rel, dst in pending_writes(plan, praxis_home, policy):
+    for rel, dst in pending:
         src = os.path.join(staging_dir, *rel.split("/"))
         if not os.path.isfile(src) or sha256_file(src) != plan.upstream[rel]:
             raise ContentError("staged source %s lacks %s or holds other bytes; the staged source is corrupt — "
@@ -389,6 +330,10 @@ def stage_plan(plan: Plan, praxis_home: str, project_dir: str, staging_dir: str,
 
 def load_plan(path: str) -> dict:
     """Read and check a plan file (schema, safe relative paths, allowed project targets)."""
+    if not os.path.isfile(path):
+        raise ContentError("content plan %s does not exist; the content phase writes it — re-run the upgrade (a "
+                           "session whose content phase is recorded but whose plan is gone: roll back with "
+                           "playbooks/rollback.yml, then upgrade again)" % path)
     document = read_json(path, "content plan")
     if not isinstance(document, dict) or document.get("schema") != PLAN_SCHEMA:
         raise ContentError("%s is not a content plan of schema %d; re-run the upgrade (the content phase writes "
@@ -407,6 +352,15 @@ def load_plan(path: str) -> dict:
         raise ContentError("content plan %s is corrupt or tampered with (%s); remove it and re-run the upgrade"
                            % (path, exc)) from exc
     return document
+
+
+def verify_plan(document: Mapping, praxis_home: str, project_dir: str) -> List[str]:
+    """Targets of a plan that do not hold what it says (written files, deleted paths); empty when all is well."""
+    roots = {"home": praxis_home, "project": project_dir}
+    bad = [w["dst"] for w in document["writes"]
+           if _digest_or_none(os.path.join(roots[w["root"]], *w["dst"].split("/"))) != w["sha256"]]
+    bad += [d["dst"] for d in document["deletes"] if os.path.lexists(os.path.join(praxis_home, *d["dst"].split("/")))]
+    return bad
 
 
 def apply_plan(praxis_home: str, project_dir: str, plan_file: str, fault: Optional[Callable[[], None]] = None,
@@ -464,9 +418,7 @@ def apply_plan(praxis_home: str, project_dir: str, plan_file: str, fault: Option
         deleted.append(delete["dst"])
         prune_empty_dirs(_tree_root(praxis_home, delete["dst"], trees), os.path.dirname(target))
     gitignore_added = append_gitignore(project_dir, document.get("gitignore") or ())
-    bad = [w["dst"] for w in writes
-           if _digest_or_none(os.path.join(roots[w["root"]], *w["dst"].split("/"))) != w["sha256"]]
-    bad += [d["dst"] for d in document["deletes"] if os.path.lexists(os.path.join(praxis_home, *d["dst"].split("/")))]
+    bad = verify_plan(document, praxis_home, project_dir)
     if bad:
         raise ContentError("after applying the plan, %d path(s) do not hold what it says: %s; the disk is faulty — "
                            "the upgrade rolls back; check the disk and re-run" % (len(bad), ", ".join(bad[:10])))

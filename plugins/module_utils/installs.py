@@ -143,6 +143,25 @@ def history_index(path: str, git, hash_blobs, installed_rel, limit: int = MAX_CO
     }
 
 
+def history_of(index: Mapping, current: Mapping[str, str]) -> Dict[str, List[str]]:
+    """{installed rel: sorted sha256 of every other version it had in the indexed history}; empty lists omitted.
+
+    Derived from `history_index` (one walk and one hashing pass over the history serve both).
+    """
+    versions: Dict[int, set] = {}
+    for files in index.get("trees") or ():
+        for pi, di in files:
+            versions.setdefault(pi, set()).add(di)
+    paths, digests = index.get("paths") or [], index.get("digests") or []
+    history = {}
+    for pi, dis in versions.items():
+        rel = paths[pi]
+        older = sorted({digests[di] for di in dis} - {current.get(rel)})
+        if older:
+            history[rel] = older
+    return dict(sorted(history.items()))
+
+
 # ---- target side (stdlib) ----------------------------------------------------------------------------
 
 def _valid(index: Optional[Mapping]) -> bool:

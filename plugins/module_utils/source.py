@@ -33,6 +33,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     sha256_file,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs
+from ansible_collections.praxis.upgrade.plugins.module_utils.content import IDE_STAGE, PLAN_NAME
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
@@ -56,10 +57,7 @@ INSTALLATION_DIR = "installation"
 CURSORRULES_SOURCE = INSTALLATION_DIR + "/.cursorrules"
 CLEAN_PATHS = SOURCE_DIRS + (INSTALLATION_DIR,)
 SOURCE_JSON = "praxis-source.json"
-STAGING_PLAN = "content-plan.json"  # content.PLAN_NAME
-STAGING_IDE = ".praxis-ide"  # content.IDE_STAGE
 _GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
-_REGULAR_MODES = ("100644", "100755")
 
 
 class GitError(RuntimeError):
@@ -173,28 +171,6 @@ def mapped_files(path: str) -> Iterator[Tuple[str, str]]:
             raise ValueError("source %s: %s; the source must be self-contained" % (path, exc)) from exc
 
 
-def _raw_blobs(path: str) -> Iterator[Tuple[str, str]]:
-    """(source rel path, blob id) of every regular-file version under the mapped trees in HEAD's history."""
-    out = _git(path, "log", "--raw", "-m", "--no-renames", "--no-abbrev", "-z", "--format=", "HEAD",
-               "--", *SOURCE_DIRS)
-    tokens = out.decode("utf-8", "surrogateescape").split("\0")
-    index = 0
-    while index < len(tokens):
-        meta = tokens[index].strip()
-        if not meta.startswith(":") or index + 1 >= len(tokens):
-            index += 1
-            continue
-        name = tokens[index + 1]
-        index += 2
-        fields = meta[1:].split()
-        if len(fields) < 5:
-            continue
-        old_mode, new_mode, old_id, new_id = fields[:4]
-        for mode, blob in ((old_mode, old_id), (new_mode, new_id)):
-            if mode in _REGULAR_MODES and blob.strip("0"):
-                yield name, blob
-
-
 def _hash_blobs(path: str, blobs: List[str]) -> Dict[str, str]:
     """sha256 of each blob's content, streamed through one `git cat-file --batch`."""
     if not blobs:
@@ -237,22 +213,6 @@ def _hash_blobs(path: str, blobs: List[str]) -> Dict[str, str]:
     return hashes
 
 
-def history_hashes(path: str, current: Dict[str, str]) -> Dict[str, List[str]]:
-    """{installed rel: sorted sha256 of every other version it had in HEAD's history}; empty lists omitted."""
-    pairs: Set[Tuple[str, str]] = set()
-    for name, blob in _raw_blobs(path):
-        rel = installed_rel(name)
-        if rel is not None:
-            pairs.add((rel, blob))
-    hashes = _hash_blobs(path, sorted({blob for _rel, blob in pairs}))
-    history: Dict[str, Set[str]] = {}
-    for rel, blob in pairs:
-        digest = hashes[blob]
-        if digest != current.get(rel):
-            history.setdefault(rel, set()).add(digest)
-    return {rel: sorted(digests) for rel, digests in sorted(history.items())}
-
-
 def inspect(path: Optional[str]) -> dict:
     """Validate a source checkout (SPEC 2.1, 7) and describe the version it holds."""
     path = _check_path(path)
@@ -273,7 +233,7 @@ def inspect(path: Optional[str]) -> dict:
         "describe": describe,
         "committed_at": committed_at,
         "manifest": manifest,
-        "history": history_hashes(path, manifest),
+        "history": installs.history_of(index, manifest),
         "installs": index,
         "shallow": index["shallow"],
         "ide": ide_info(path, index),
@@ -393,8 +353,8 @@ def _tree_matches(dest: str, manifest: Dict[str, str]) -> bool:
     except (OSError, ValueError):
         return False
     actual.pop(SOURCE_JSON, None)
-    actual.pop(STAGING_PLAN, None)  # the content phase's plan and staged IDE config live beside the source
-    actual = {rel: digest for rel, digest in actual.items() if not rel.startswith(STAGING_IDE + "/")}
+    actual.pop(PLAN_NAME, None)  # the content phase's plan and staged IDE config live beside the source
+    actual = {rel: digest for rel, digest in actual.items() if not rel.startswith(IDE_STAGE + "/")}
     return actual == manifest
 
 

@@ -23,14 +23,15 @@ description:
     (handled by O(conflict_policy)); C(delete) pristine and removed upstream (never under C(usage/));
     C(keep_removed) removed upstream but locally modified (or under C(usage/)), kept; C(user) never
     upstream, never touched.
-  - O(state=planned) (the content phase, while the old server still runs) touches nothing live. It
-    unpacks the shipped archive into O(staging_dir) and verifies it against O(manifest) (reused when it
-    already verifies), checks every file to write against its sha256 there, stages the new IDE config,
-    and writes the plan C(<staging_dir>/content-plan.json) (recorded in the session evidence).
-  - O(state=applied) carries the plan out (called between the old server's stop and the swap), with
-    every write an atomic rename of a copy of a staged file, verified; planned deletes; the missing
-    O(gitignore_entries) appended to C(<project>/.gitignore) (never rewritten); the IDE config.
-    Idempotent, so a re-run after a crash completes it; a target changed since the plan is refused.
+  - The content phase runs while the old server still runs and touches nothing live. It unpacks the
+    shipped archive into O(staging_dir) and verifies it against O(manifest) (reused when it already
+    verifies), checks every file to write against its sha256 there, stages the new IDE config, and
+    writes the plan C(<staging_dir>/content-plan.json) (recorded in the session evidence).
+  - M(praxis.upgrade.praxis_server) (C(action=upgrade)) carries the plan out between the old server's
+    stop and the swap, with every write an atomic rename of a copy of a staged file, verified; planned
+    deletes; the missing O(gitignore_entries) appended to C(<project>/.gitignore) (never rewritten);
+    the IDE config. Idempotent, so a re-run after a crash completes it; a target changed since the
+    plan is refused.
   - The base is the base manifest; without one (installs made by upstream's docs), the install of
     O(installed_commit) from O(installs) (the commit preflight identified in the source's history).
     With neither, a modified file whose path never had another upstream version is C(keep), any other
@@ -43,15 +44,6 @@ author:
 extends_documentation_fragment:
   - praxis.upgrade.session
 options:
-  state:
-    description:
-      - C(planned) classifies, stages and writes the plan (nothing live changes); C(applied) carries out O(plan).
-    type: str
-    choices: [planned, applied]
-    default: planned
-  plan:
-    description: The plan to apply (O(state=applied)); defaults to C(<praxis_home>/.cache/upgrade/<commit>/content-plan.json).
-    type: path
   installs:
     description:
       - Installs of the source's history (RV(praxis.upgrade.praxis_source#module:installs)); gives the base when
@@ -92,8 +84,8 @@ options:
   manifest:
     description:
       - Upstream manifest, installed relative path to sha256 (RV(praxis.upgrade.praxis_source#module:manifest)).
-      - Required with O(state=planned).
     type: dict
+    required: true
   history:
     description: Installed relative path to the sha256 of older upstream versions (RV(praxis.upgrade.praxis_source#module:history)).
     type: dict
@@ -156,13 +148,6 @@ EXAMPLES = r"""
     conflict_policy: "{{ praxis_conflict_policy }}"
   register: praxis_content_result
 
-- name: Apply the staged plan once the old server has stopped
-  praxis.upgrade.praxis_content:
-    state: applied
-    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
-    project_dir: "{{ praxis_project_dir }}"
-    plan: "{{ praxis_content_result.plan_path }}"
-
 - name: Refuse to upgrade over local modifications that changed upstream too
   praxis.upgrade.praxis_content:
     praxis_home: /srv/app/.praxis-os
@@ -175,98 +160,84 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan_path:
-  description: The plan file written (O(state=planned)) or applied (O(state=applied)); null in check mode.
+  description: The plan file written (applied by M(praxis.upgrade.praxis_server)); null in check mode.
   returned: always
   type: str
 base:
   description: Where the base of the three-way comparison came from (null when there is none).
-  returned: when O(state=planned)
+  returned: always
   type: str
 ide:
   description: Per IDE config file, its class (C(unchanged), C(update), C(keep), C(conflict), C(absent), C(invalid)) and a note.
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: dict
 ide_written:
-  description: IDE config files the plan writes (O(state=planned)) or that were written (O(state=applied)), relative to the project.
+  description: IDE config files the plan writes, relative to the project.
   returned: always
   type: list
   elements: str
 ide_conflicts:
   description: IDE config files modified locally and changed by the new installer.
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
-written:
-  description: Framework files written (O(state=applied)).
-  returned: when O(state=applied)
-  type: list
-  elements: str
-skipped:
-  description: Planned writes already in place (a re-run after a crash).
-  returned: when O(state=applied)
-  type: list
-  elements: str
-applied:
-  description: Whether the plan was carried out (false in check mode).
-  returned: when O(state=applied)
-  type: bool
 session:
   description: The upgrade session after recording O(record_phase) (see M(praxis.upgrade.praxis_state)).
   returned: when O(record_phase) is set and not in check mode
   type: dict
 counts:
   description: Number of paths per class.
-  returned: when O(state=planned)
+  returned: always
   type: dict
   sample: {add: 3, update: 12, unchanged: 300, keep: 1, conflict: 1, delete: 2, user: 4, keep_removed: 0}
 added:
   description: Paths added (at most 200, see RV(truncated)).
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 updated:
   description: Pristine paths updated.
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 kept:
   description: Locally modified paths kept because upstream did not change them.
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 conflicts:
   description: Locally modified paths that also changed upstream (see RV(conflict_policy)).
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 deleted:
   description: Pristine paths deleted because upstream removed them.
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 kept_removed:
   description: Paths removed upstream but kept (locally modified, or in a merge-only tree).
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 user_files:
   description: Files in the trees that were never upstream; never touched.
-  returned: when O(state=planned)
+  returned: always
   type: list
   elements: str
 upstream_written:
-  description: C(<name>.upstream) files planned (or, applied, written) beside kept conflicts (O(conflict_policy=keep_local)).
+  description: C(<name>.upstream) files planned beside kept conflicts (O(conflict_policy=keep_local)).
   returned: always
   type: list
   elements: str
 truncated:
   description: Whether any of the path lists was cut at 200 entries (RV(counts) has the full numbers).
-  returned: when O(state=planned)
+  returned: always
   type: bool
 conflict_policy:
   description: Policy applied to conflicts.
-  returned: when O(state=planned)
+  returned: always
   type: str
 gitignore_added:
   description: Lines appended to C(<project>/.gitignore) (or that would be, in check mode).
@@ -275,18 +246,18 @@ gitignore_added:
   elements: str
 staging_dir:
   description: Where the source was unpacked and verified and the plan written; null in check mode.
-  returned: when O(state=planned)
+  returned: always
   type: str
 extracted:
   description: Whether the archive was unpacked by this run (false when the staging dir already verified).
-  returned: when O(state=planned)
+  returned: always
   type: bool
 verified:
-  description: Whether every staged (planned) or written (applied) path was checked against its sha256 (false in check mode).
+  description: Whether every staged path was checked against its sha256 (false in check mode).
   returned: always
   type: bool
 changed:
-  description: Whether the plan changes content, the C(.gitignore) or IDE config (O(state=planned)), or whether applying it did.
+  description: Whether the plan changes content, the C(.gitignore) or IDE config.
   returned: always
   type: bool
 diff:
@@ -369,49 +340,26 @@ def resolve_base(module, home, trees):
     return {}, ide_base, None
 
 
-def do_apply(module):
-    p = module.params
-    home, project = p["praxis_home"], p["project_dir"]
-    path = p["plan"] or (content.plan_path(home, p["commit"]) if p["commit"] else None)
-    if not path:
-        module.fail_json(msg="state=applied needs plan (or commit, naming <praxis_home>/.cache/upgrade/<commit>/%s)"
-                             % content.PLAN_NAME)
-    if module.check_mode:
-        module.exit_json(changed=False, plan_path=path, applied=False)
-    if not os.path.isfile(path):
-        module.fail_json(msg="content plan %s does not exist; the content phase writes it — re-run the upgrade "
-                             "(a session whose content phase is recorded but whose plan is gone: roll back with "
-                             "playbooks/rollback.yml, then upgrade again)" % path)
-    try:
-        applied = content.apply_plan(home, project, path, fault=lambda: fault_point("content.midway"))
-    except (content.ContentError, ValueError, OSError) as exc:
-        module.fail_json(msg="content of %s: %s" % (home, exc), plan_path=path)
-    module.exit_json(plan_path=path, applied=True, **applied)
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["planned", "applied"], default="planned"),
             praxis_home=dict(type="path", required=True),
             project_dir=dict(type="path", required=True),
             archive=dict(type="path"),
             staging_dir=dict(type="path"),
             commit=dict(type="str"),
-            manifest=dict(type="dict"),
+            manifest=dict(type="dict", required=True),
             history=dict(type="dict", default={}),
             installs=dict(type="dict", default={}),
             installed_commit=dict(type="str"),
             ide=dict(type="dict", default={}),
             base_manifest=dict(type="path"),
-            plan=dict(type="path"),
             trees=dict(type="list", elements="str", default=list(content.TREES)),
             conflict_policy=dict(type="str", choices=list(content.POLICIES), default="keep_local"),
             gitignore_entries=dict(type="list", elements="str", default=list(content.GITIGNORE_ENTRIES)),
             record_phase=dict(type="str", choices=list(PHASES)),
             session_id=dict(type="str"),
         ),
-        required_if=[("state", "planned", ("manifest",))],
         supports_check_mode=True,
     )
     p = module.params
@@ -421,8 +369,6 @@ def main():
     if not os.path.isdir(home):
         module.fail_json(msg="%s does not exist, so %s is not a prAxIs OS installation; install prAxIs OS "
                              "there first or fix praxis_project_dir" % (home, project))
-    if p["state"] == "applied":
-        do_apply(module)
     trees = tuple(tree.strip("/") for tree in p["trees"])
     try:
         upstream_all = validate_manifest(p["manifest"], "option manifest")
@@ -442,12 +388,12 @@ def main():
         if policy == "fail" and (plan["conflict"] or ide_plan["conflicts"]):
             raise content.ConflictError(plan["conflict"] + ide_plan["conflicts"])
         gitignore_added = content.append_gitignore(project, p["gitignore_entries"], check=True)
-        planned = content.apply(plan, home, None, policy, check=True, trees=trees)
+        planned = content.preview(plan, home, policy)
         if not module.check_mode:
             if module.params["archive"] or content.pending_writes(plan, home, policy):
                 staging, extracted = stage(module, home, upstream_all)
             else:  # nothing to copy and no archive: only the plan (deletes, .gitignore, IDE config)
-                staging = module.params["staging_dir"] or os.path.join(home, ".cache", "upgrade", p["commit"] or "local")
+                staging = module.params["staging_dir"] or content.staging_path(home, p["commit"] or "local")
                 os.makedirs(staging, exist_ok=True)
             document = content.stage_plan(plan, home, project, staging, policy, ide_plan, p["gitignore_entries"],
                                           extra={"commit": p["commit"], "base": base_from})
@@ -493,7 +439,7 @@ def stage(module, home, upstream_all):
     if not staging:
         if not p["commit"]:
             module.fail_json(msg="neither staging_dir nor commit is set; pass commit (praxis_source's commit)")
-        staging = os.path.join(home, ".cache", "upgrade", p["commit"])
+        staging = content.staging_path(home, p["commit"])
     if not p["archive"]:
         module.fail_json(msg="archive is not set and content must change in %s; pass the path of the shipped "
                              "source archive" % home)

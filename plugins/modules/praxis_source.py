@@ -101,7 +101,8 @@ manifest:
 history:
   description:
     - Installed relative path to the sorted sha256 of every other version the path had in the history
-      of HEAD (the current version excluded; paths without other versions omitted).
+      of HEAD (the current version excluded; paths without other versions omitted), derived from RV(installs)
+      (the same commits, at most 2000).
   returned: always
   type: dict
 installs:

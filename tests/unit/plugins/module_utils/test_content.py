@@ -1,4 +1,4 @@
-"""content.py: three-way classification table, apply per policy, idempotence, check mode, .gitignore."""
+"""content.py: three-way classification table, stage + apply per policy, idempotence, dry run, .gitignore."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import pytest
 
@@ -159,6 +159,16 @@ def plan_for(home: Path, base: dict, upstream: dict) -> content.Plan:
     return classify(content.local_manifest(str(home)), base, upstream, {})
 
 
+def apply(plan: content.Plan, home: Path, staged: Optional[Path], policy: str,
+          fault: Optional[Callable[[], None]] = None) -> Dict[str, object]:
+    """Stage `plan` from `staged` (the content phase), then apply it (the server phase), as the upgrade does."""
+    project = home.parent
+    document = content.stage_plan(plan, str(home), str(project), str(staged) if staged else "", policy)
+    result = content.apply_plan(str(home), str(project), str(staged / content.PLAN_NAME), fault=fault)
+    result.update(counts=document["counts"], conflict=document["conflicts"])
+    return result
+
+
 def test_the_fixture_plan(setup) -> None:
     home, _staged, base, upstream = setup
     plan = plan_for(home, base, upstream)
@@ -173,7 +183,7 @@ def test_the_fixture_plan(setup) -> None:
 
 def test_apply_keep_local_then_idempotent(setup) -> None:
     home, staged, base, upstream = setup
-    result = content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+    result = apply(plan_for(home, base, upstream), home, staged, "keep_local")
     assert result["written"] == ["scripts/tool.py", "workflows/new/added.md", "workflows/wf/pristine.md"]
     assert result["upstream_written"] == ["workflows/wf/conflict.md.upstream"]
     assert result["deleted"] == ["workflows/old/gone.md"] and result["verified"] is True
@@ -191,7 +201,7 @@ def test_apply_keep_local_then_idempotent(setup) -> None:
     before = snapshot(home)
     again_plan = plan_for(home, base, upstream)
     assert again_plan["conflict"] == ["workflows/wf/conflict.md"]
-    again = content.apply(again_plan, str(home), str(staged), "keep_local")
+    again = apply(again_plan, home, staged, "keep_local")
     assert (again["written"], again["upstream_written"], again["deleted"]) == ([], [], [])
     assert snapshot(home) == before
     assert "workflows/wf/conflict.md.upstream" in again_plan["user"]
@@ -199,14 +209,14 @@ def test_apply_keep_local_then_idempotent(setup) -> None:
 
 def test_apply_take_upstream_then_idempotent(setup) -> None:
     home, staged, base, upstream = setup
-    result = content.apply(plan_for(home, base, upstream), str(home), str(staged), "take_upstream")
+    result = apply(plan_for(home, base, upstream), home, staged, "take_upstream")
     assert "workflows/wf/conflict.md" in result["written"] and result["upstream_written"] == []
     assert (home / "workflows/wf/conflict.md").read_text() == "v2 conflict\n"
     assert not (home / "workflows/wf/conflict.md.upstream").exists()
     before = snapshot(home)
     again_plan = plan_for(home, base, upstream)
     assert not again_plan.changes
-    content.apply(again_plan, str(home), str(staged), "take_upstream")
+    apply(again_plan, home, staged, "take_upstream")
     assert snapshot(home) == before
 
 
@@ -215,7 +225,7 @@ def test_apply_fail_policy_refuses_before_writing(setup) -> None:
     before = snapshot(home)
     with pytest.raises(content.ConflictError, match=r"workflows/wf/conflict.md.*praxis_conflict_policy=keep_local") \
             as info:
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "fail")
+        apply(plan_for(home, base, upstream), home, staged, "fail")
     assert info.value.paths == ["workflows/wf/conflict.md"]
     assert snapshot(home) == before
 
@@ -223,17 +233,17 @@ def test_apply_fail_policy_refuses_before_writing(setup) -> None:
 def test_apply_fail_policy_without_conflicts_applies(setup) -> None:
     home, staged, base, upstream = setup
     (home / "workflows/wf/conflict.md").write_text("v1 conflict\n")
-    result = content.apply(plan_for(home, base, upstream), str(home), str(staged), "fail")
+    result = apply(plan_for(home, base, upstream), home, staged, "fail")
     assert "workflows/wf/conflict.md" in result["written"]
 
 
 def test_check_mode_writes_nothing(setup) -> None:
     home, _staged, base, upstream = setup
     before = snapshot(home)
-    result = content.apply(plan_for(home, base, upstream), str(home), None, "keep_local", check=True)
+    result = content.preview(plan_for(home, base, upstream), str(home), "keep_local")
     assert result["written"] == ["scripts/tool.py", "workflows/new/added.md", "workflows/wf/pristine.md"]
     assert result["upstream_written"] == ["workflows/wf/conflict.md.upstream"]
-    assert result["deleted"] == ["workflows/old/gone.md"] and result["verified"] is False
+    assert result["deleted"] == ["workflows/old/gone.md"]
     assert snapshot(home) == before
 
 
@@ -247,9 +257,9 @@ def test_interrupted_apply_completes_on_rerun(setup) -> None:
         raise Crash()
 
     with pytest.raises(Crash):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local", fault=crash)
+        apply(plan_for(home, base, upstream), home, staged, "keep_local", fault=crash)
     assert (home / "scripts/tool.py").exists() and not (home / "workflows/wf/pristine.md").read_text() == "v2 pristine\n"
-    content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+    content.apply_plan(str(home), str(home.parent), str(staged / content.PLAN_NAME))  # the same plan, re-run
     reference = setup_reference(home.parent.parent / "ref", staged, base, upstream)
     assert content.local_manifest(str(home)) == content.local_manifest(str(reference))
 
@@ -259,7 +269,7 @@ def setup_reference(root: Path, staged: Path, base: dict, upstream: dict) -> Pat
     write(home, BASE_FILES)
     write(home, {"workflows/wf/kept.md": "locally edited\n", "workflows/wf/conflict.md": "locally edited\n",
                  "standards/universal/edited-gone.md": "locally edited\n", "workflows/mine/flow.md": "user\n"})
-    content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+    apply(plan_for(home, base, upstream), home, staged, "keep_local")
     return home
 
 
@@ -267,7 +277,7 @@ def test_fault_hook_runs_even_without_writes(setup) -> None:
     home, staged, _base, upstream = setup
     calls: List[int] = []
     plan = classify({}, {}, {}, {})
-    content.apply(plan, str(home), str(staged), "keep_local", fault=lambda: calls.append(1))
+    apply(plan, home, staged, "keep_local", fault=lambda: calls.append(1))
     assert calls == [1]
 
 
@@ -275,12 +285,12 @@ def test_corrupt_staging_is_refused(setup) -> None:
     home, staged, base, upstream = setup
     (staged / "workflows/new/added.md").write_text("tampered\n")
     with pytest.raises(content.ContentError, match="the staged source is corrupt"):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+        apply(plan_for(home, base, upstream), home, staged, "keep_local")
     os.unlink(staged / "workflows/new/added.md")
     with pytest.raises(content.ContentError, match="lacks workflows/new/added.md"):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+        apply(plan_for(home, base, upstream), home, staged, "keep_local")
     with pytest.raises(content.ContentError, match="no staged source"):
-        content.apply(plan_for(home, base, upstream), str(home), None, "keep_local")
+        apply(plan_for(home, base, upstream), home, None, "keep_local")
 
 
 def test_targets_are_checked_before_any_write(setup, tmp_path: Path) -> None:
@@ -288,13 +298,13 @@ def test_targets_are_checked_before_any_write(setup, tmp_path: Path) -> None:
     (home / "workflows/new/added.md").mkdir(parents=True)          # a directory where a file goes
     before = snapshot(home)
     with pytest.raises(content.ContentError, match="is a directory"):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+        apply(plan_for(home, base, upstream), home, staged, "keep_local")
     assert snapshot(home) == before
     os.rmdir(home / "workflows/new/added.md")
     os.rmdir(home / "workflows/new")
     (home / "workflows/new").write_text("a file where a directory goes")
     with pytest.raises(content.ContentError, match="needs a directory"):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+        apply(plan_for(home, base, upstream), home, staged, "keep_local")
     os.unlink(home / "workflows/new")
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -304,28 +314,30 @@ def test_targets_are_checked_before_any_write(setup, tmp_path: Path) -> None:
     os.unlink(home / "workflows/new")
     os.symlink(str(outside), home / "scripts")                 # a whole tree elsewhere: refused on write
     with pytest.raises(content.ContentError, match="would leave"):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "keep_local")
+        apply(plan_for(home, base, upstream), home, staged, "keep_local")
     assert list(outside.iterdir()) == []
     bad = content.Plan({"add": ["../escape"]}, {}, {"../escape": A})
     with pytest.raises(content.ContentError, match="unsafe path"):
-        content.apply(bad, str(home), str(staged), "keep_local")
+        apply(bad, home, staged, "keep_local")
 
 
 def test_unknown_policy_is_refused(setup) -> None:
     home, staged, base, upstream = setup
     with pytest.raises(ValueError, match="praxis_conflict_policy"):
-        content.apply(plan_for(home, base, upstream), str(home), str(staged), "merge")
+        apply(plan_for(home, base, upstream), home, staged, "merge")
 
 
 def test_verify_reports_what_does_not_hold(setup) -> None:
     home, staged, base, upstream = setup
     plan = plan_for(home, base, upstream)
-    content.apply(plan, str(home), str(staged), "keep_local")
-    assert content.verify(str(home), plan, "keep_local") == []
+    apply(plan, home, staged, "keep_local")
+    document = content.load_plan(str(staged / content.PLAN_NAME))
+    assert content.verify_plan(document, str(home), str(home.parent)) == []
     (home / "workflows/wf/pristine.md").write_text("drift\n")
     (home / "workflows/old").mkdir()
     (home / "workflows/old/gone.md").write_text("back\n")
-    assert content.verify(str(home), plan, "keep_local") == ["workflows/wf/pristine.md", "workflows/old/gone.md"]
+    assert content.verify_plan(document, str(home), str(home.parent)) == ["workflows/wf/pristine.md",
+                                                                          "workflows/old/gone.md"]
 
 
 def test_diff_listing(setup) -> None:

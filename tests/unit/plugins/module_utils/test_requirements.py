@@ -1,8 +1,6 @@
 """The requirement set of a requirements file: pip runs only when the set changes."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,8 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import
     requirements_key,
 )
 
-from tests.unit.plugins.module_utils.test_serverops import OFFLINE, WHEELHOUSE, requirements
+from tests.unit.plugins.module_utils.test_serverops import OFFLINE, requirements
+from tests.unit.plugins.module_utils.test_serverops import venv_home  # pylint: disable=unused-import  # noqa: F401 (fixture)
 
 BASE = "mcp==2.3.0\nhumanize==4.17.0\nlancedb>=0.25,<0.26\n"
 
@@ -49,18 +48,7 @@ def test_names_are_pep503_normalised_and_markers_kept() -> None:
         "torch @ https://example.invalid/torch.whl"]
 
 
-@pytest.fixture(scope="module")
-def deps_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (WHEELHOUSE / "humanize-4.17.0-py3-none-any.whl").is_file():
-        pytest.skip("no fixture wheelhouse at %s: run `make setup`" % WHEELHOUSE)
-    home = tmp_path_factory.mktemp("reqs") / "project" / ".praxis-os"
-    (home / "mcp_server").mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
-    return home
-
-
-def test_a_comment_only_change_does_not_run_pip(deps_home: Path) -> None:
-    venv_home = deps_home
+def test_a_comment_only_change_does_not_run_pip(venv_home: Path) -> None:  # pylint: disable=redefined-outer-name
     before = "humanize==4.17.0\n"
     sha = requirements(venv_home, before)
     serverops.ensure_dependencies(str(venv_home), sha, OFFLINE)  # installs it

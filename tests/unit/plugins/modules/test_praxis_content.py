@@ -9,7 +9,7 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.praxis.upgrade.plugins.module_utils import source
+from ansible_collections.praxis.upgrade.plugins.module_utils import content, source
 from ansible_collections.praxis.upgrade.plugins.modules import praxis_content
 from tests.unit.plugins.module_utils.test_content import snapshot
 from tests.unit.plugins.module_utils.test_source import git, make_source
@@ -87,12 +87,16 @@ def test_check_and_diff_plan_everything_and_write_nothing(run_module, install) -
     assert snapshot(install["project"]) == before
 
 
+def apply(args: Dict[str, Any]) -> Dict[str, Any]:
+    """What the server phase does with the plan between the old server's stop and the swap."""
+    plan = content.plan_path(args["praxis_home"], args["commit"])
+    return content.apply_plan(args["praxis_home"], args["project_dir"], plan)
+
+
 def plan_and_apply(run_module, args: Dict[str, Any]) -> Dict[str, Any]:
     planned, failed = run_module(praxis_content, args)
     assert not failed, planned
-    applied, failed = run_module(praxis_content, dict(args, state="applied"))
-    assert not failed, applied
-    return {"planned": planned, "applied": applied}
+    return {"planned": planned, "applied": apply(args)}
 
 
 def test_plan_changes_nothing_live_then_apply_then_rerun_changes_nothing(run_module, install) -> None:
@@ -112,8 +116,8 @@ def test_plan_changes_nothing_live_then_apply_then_rerun_changes_nothing(run_mod
     assert {w["dst"] for w in plan["writes"]} >= {"standards/universal/core.md.upstream", "workflows/wf1/README.md"}
     assert sorted(d["dst"] for d in plan["deletes"]) == EXPECTED["deleted"]
 
-    applied, failed = run_module(praxis_content, dict(install["args"], state="applied"))
-    assert not failed and applied["changed"] is True and applied["verified"] is True, applied
+    applied = apply(install["args"])
+    assert applied["changed"] is True and applied["verified"] is True, applied
     assert applied["upstream_written"] == ["standards/universal/core.md.upstream"]
     assert (home / "standards/universal/core.md").read_text() == "# core, my edits\n"
     assert (home / "standards/universal/core.md.upstream").read_text() == "# core v2\n"
@@ -124,8 +128,8 @@ def test_plan_changes_nothing_live_then_apply_then_rerun_changes_nothing(run_mod
     assert (project / ".gitignore").read_text().splitlines() == list(praxis_content.content.GITIGNORE_ENTRIES)
     assert {k: v for k, v in snapshot(home).items() if k.startswith("mcp_server")} == server_before
     # applying again (a re-run after a crash) finds everything in place
-    again, failed = run_module(praxis_content, dict(install["args"], state="applied"))
-    assert not failed and again["changed"] is False and len(again["skipped"]) == len(plan["writes"]), again
+    again = apply(install["args"])
+    assert again["changed"] is False and len(again["skipped"]) == len(plan["writes"]), again
 
     before = snapshot(project)
     again, failed = run_module(praxis_content, install["args"])
@@ -147,14 +151,14 @@ def test_apply_refuses_a_target_changed_since_the_plan(run_module, install) -> N
     result, failed = run_module(praxis_content, install["args"])
     assert not failed, result
     (home / "workflows/wf1/README.md").write_text("# edited after the plan\n")
-    applied, failed = run_module(praxis_content, dict(install["args"], state="applied"))
-    assert failed and "changed since the content phase planned" in applied["msg"], applied
+    with pytest.raises(content.ContentError, match="changed since the content phase planned"):
+        apply(install["args"])
     assert (home / "workflows/wf1/README.md").read_text() == "# edited after the plan\n"
 
 
-def test_apply_without_a_plan_fails_with_next_step(run_module, install) -> None:
-    applied, failed = run_module(praxis_content, dict(install["args"], state="applied"))
-    assert failed and "content plan" in applied["msg"] and "re-run the upgrade" in applied["msg"]
+def test_apply_without_a_plan_fails_with_next_step(install) -> None:
+    with pytest.raises(content.ContentError, match="content plan .* re-run the upgrade"):
+        apply(install["args"])
 
 
 def test_without_base_manifest_history_recognises_pristine_files(run_module, install) -> None:
