@@ -29,6 +29,7 @@ import socket
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import atomic_write_json, fsync_dir
+from ansible_collections.praxis.upgrade.plugins.module_utils.procutil import is_stopped, proc_start_time
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import FINAL_STATUSES, iso, parse_iso, utc_now
 
 LOCK_NAME = ".upgrade-lock"
@@ -65,18 +66,11 @@ def boot_id(path: str = BOOT_ID_PATH) -> Optional[str]:
 
 
 def start_ticks(pid: int) -> Optional[int]:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None when gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields and fields[0] in (b"Z", b"X"):
-        return None  # exited: only its parent's wait is missing
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
+    """Start time of a running `pid` in clock ticks since boot, None when it is gone or has exited.
+
+    procutil's /proc readers are the one rule for "is this process still the one we saw"; a run's
+    liveness is that rule applied to the ansible-playbook process recorded in the lock."""
+    return None if is_stopped(pid) else proc_start_time(pid)
 
 
 def process_identity(pid: int) -> Run:
