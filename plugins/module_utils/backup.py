@@ -765,11 +765,7 @@ def restore(
     started = time.monotonic()
     backup_dir = os.path.abspath(backup_dir)
     home = _existing_home(praxis_home)
-    check_identity(backup_dir, home)
-    report = verify(backup_dir)
-    if not report["ok"]:
-        raise BackupError(verification_message(report))
-    doc = load(backup_dir)
+    doc = check_restorable(backup_dir, home)
     changes = _Changes(check)
     for index, (rel, kind) in enumerate(sorted(doc["paths"].items())):
         _restore_path(backup_dir, doc, os.path.join(home, rel), FILES + "/" + rel, kind, changes)
@@ -939,6 +935,21 @@ def check_identity(backup_dir: str, praxis_home: str) -> dict:
             "Next: restore one of this installation's own backups (ls %s)"
             % (backup_dir, recorded, home, os.path.join(home, ".backups"))
         )
+    return doc
+
+
+def check_restorable(backup_dir: str, praxis_home: str) -> dict:
+    """The manifest of a backup that may be restored into `praxis_home`: made of this installation
+    (`check_identity`) and intact (`verify`: every file re-hashed, the venv snapshot stat-checked);
+    BackupError naming the problem otherwise, before anything is changed.
+
+    Deliberately asked twice in a rollback: by `praxis_state state=rolling_back`, so that a bad backup
+    is never recorded as the rollback's backup (a recorded one wins on every re-run), and by `restore`
+    itself, which never writes from a backup it has not checked, whoever calls it."""
+    doc = check_identity(backup_dir, praxis_home)
+    report = verify(backup_dir)
+    if not report["ok"]:
+        raise BackupError(verification_message(report) + "; nothing was changed")
     return doc
 
 

@@ -447,10 +447,7 @@ class Session:
         try:
             path, why = session.rollback_target(self.home, before, self.p["backup_name"])
             if path:
-                backups.check_identity(path, self.home)
-                report = backups.verify(path)
-                if not report["ok"]:
-                    self.fail(backups.verification_message(report) + "; nothing was changed")
+                backups.check_restorable(path, self.home)
         except backups.BackupError as exc:
             self.fail(str(exc))
         resumed = bool(before and before["status"] == "rolling_back")
