@@ -33,7 +33,12 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     remove_path,
     sha256_file,
 )
-from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import ignored, load_manifest, walk_files
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
+    check_link_inside,
+    ignored,
+    load_manifest,
+    walk_files,
+)
 
 MANIFEST = "MANIFEST.json"
 VENV_MANIFEST = "VENV_MANIFEST.json"
@@ -109,32 +114,29 @@ def _checked_paths(paths: Iterable[str], what: str) -> List[str]:
 
 def _scan_tree(root: str) -> Tuple[List[Tuple[str, str]], List[str], Dict[str, str]]:
     """Regular files as (rel, abs), dirs, and in-tree symlinks {rel: target} (recorded as links, never
-    followed: a user's link stays a link after backup and restore). IGNORE'd names are skipped; a
-    symlink pointing outside `root` is refused (manifest.walk_files' rule)."""
-    list(walk_files(root))  # refuses escaping symlinks with the usual message
+    followed: a user's link stays a link after backup and restore), in one walk. IGNORE'd names are
+    skipped; a symlink pointing outside `root` is refused (manifest.walk_files' rule)."""
+    real_root = os.path.realpath(root)
     files: List[Tuple[str, str]] = []
     links: Dict[str, str] = {}
     dirs = [""]
     for current, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(current, root).replace(os.sep, "/")
         prefix = "" if rel_dir == "." else rel_dir + "/"
-        kept = []
-        for name in sorted(dirnames):
+        entries = [(name, True) for name in sorted(dirnames) if not ignored(name)]
+        entries += [(name, False) for name in sorted(filenames)]
+        dirnames[:] = []  # walked into: the real dirs kept below
+        for name, is_dir in entries:
             path = os.path.join(current, name)
-            if ignored(name):
-                continue
             if os.path.islink(path):
-                links[prefix + name] = os.readlink(path)
-            else:
-                kept.append(name)
-        dirnames[:] = kept
-        dirs.extend(prefix + name for name in kept)
-        for name in sorted(filenames):
-            path = os.path.join(current, name)
-            if ignored(name):
+                check_link_inside(path, root, real_root)
+                if not ignored(name):
+                    links[prefix + name] = os.readlink(path)
+            elif ignored(name):
                 continue
-            if os.path.islink(path):
-                links[prefix + name] = os.readlink(path)
+            elif is_dir:
+                dirnames.append(name)
+                dirs.append(prefix + name)
             elif os.path.isfile(path):
                 files.append((prefix + name, path))
     return files, dirs, links
@@ -763,11 +765,7 @@ def restore(
     started = time.monotonic()
     backup_dir = os.path.abspath(backup_dir)
     home = _existing_home(praxis_home)
-    check_identity(backup_dir, home)
-    report = verify(backup_dir)
-    if not report["ok"]:
-        raise BackupError(verification_message(report))
-    doc = load(backup_dir)
+    doc = check_restorable(backup_dir, home)
     changes = _Changes(check)
     for index, (rel, kind) in enumerate(sorted(doc["paths"].items())):
         _restore_path(backup_dir, doc, os.path.join(home, rel), FILES + "/" + rel, kind, changes)
@@ -940,6 +938,21 @@ def check_identity(backup_dir: str, praxis_home: str) -> dict:
             "Next: restore one of this installation's own backups (ls %s)"
             % (backup_dir, recorded, home, os.path.join(home, ".backups"))
         )
+    return doc
+
+
+def check_restorable(backup_dir: str, praxis_home: str) -> dict:
+    """The manifest of a backup that may be restored into `praxis_home`: made of this installation
+    (`check_identity`) and intact (`verify`: every file re-hashed, the venv snapshot stat-checked);
+    BackupError naming the problem otherwise, before anything is changed.
+
+    Deliberately asked twice in a rollback: by `praxis_state state=rolling_back`, so that a bad backup
+    is never recorded as the rollback's backup (a recorded one wins on every re-run), and by `restore`
+    itself, which never writes from a backup it has not checked, whoever calls it."""
+    doc = check_identity(backup_dir, praxis_home)
+    report = verify(backup_dir)
+    if not report["ok"]:
+        raise BackupError(verification_message(report) + "; nothing was changed")
     return doc
 
 

@@ -29,6 +29,7 @@ import socket
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import atomic_write_json, fsync_dir
+from ansible_collections.praxis.upgrade.plugins.module_utils.procutil import is_stopped, proc_start_time
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import FINAL_STATUSES, iso, parse_iso, utc_now
 
 LOCK_NAME = ".upgrade-lock"
@@ -65,18 +66,11 @@ def boot_id(path: str = BOOT_ID_PATH) -> Optional[str]:
 
 
 def start_ticks(pid: int) -> Optional[int]:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None when gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields and fields[0] in (b"Z", b"X"):
-        return None  # exited: only its parent's wait is missing
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
+    """Start time of a running `pid` in clock ticks since boot, None when it is gone or has exited.
+
+    procutil's /proc readers are the one rule for "is this process still the one we saw"; a run's
+    liveness is that rule applied to the ansible-playbook process recorded in the lock."""
+    return None if is_stopped(pid) else proc_start_time(pid)
 
 
 def process_identity(pid: int) -> Run:
@@ -283,7 +277,7 @@ def _create_exclusive(path: str, owner: Owner) -> bool:
     return True
 
 
-def acquire(
+def plan(
     path: str,
     owner: Owner,
     stale_after: int = DEFAULT_STALE_AFTER,
@@ -293,35 +287,44 @@ def acquire(
     local_boot: Optional[str] = None,
     gone_runs: Iterable[str] = (),
 ) -> Tuple[str, Optional[Owner]]:
+    """What taking the lock for `owner` means now, without touching it: (`acquired`|`ours`|`taken_over`,
+    the lock as it is). A live foreign lock without `break_lock` raises LockHeld, a corrupt one ValueError
+    (with `break_lock`: `taken_over` of `{"corrupt": True}`). `acquire` acts on this; check mode reports it."""
+    try:
+        current = read_lock(path)
+    except ValueError:
+        if not break_lock:
+            raise
+        return "taken_over", {"corrupt": True}
+    if current is None:
+        return "acquired", None
+    status, reason = lock_status(current, owner.get("session_id"), owner.get("controller"), stale_after, now,
+                                 session_record, {key: owner.get(key) for key in RUN_KEYS}, local_boot, gone_runs)
+    if status == "ours":
+        return "ours", current
+    if status == "foreign" and not break_lock:
+        raise LockHeld(path, current, reason)
+    return "taken_over", current
+
+
+def acquire(path: str, owner: Owner, **judged: Any) -> Tuple[str, Optional[Owner]]:
     """Take the lock for `owner`; return (`acquired`|`ours`|`taken_over`, previous owner or None).
 
-    A free lock is created exclusively; our own lock is rewritten with `owner` (a fresh heartbeat); a
-    stale lock, a corrupt one (with `break_lock`) or a live foreign one (with `break_lock`) is replaced
-    atomically and its previous owner returned. A live foreign lock without `break_lock` raises
-    LockHeld, a corrupt one ValueError.
+    A free lock is created exclusively; otherwise `plan` (same keyword arguments) judges the lock: our
+    own is rewritten with `owner` (a fresh heartbeat); a stale one, a corrupt one (with `break_lock`) or
+    a live foreign one (with `break_lock`) is replaced atomically and its previous owner returned.
     """
-    run = {key: owner.get(key) for key in RUN_KEYS}
     for _attempt in range(3):
         if _create_exclusive(path, owner):
             return "acquired", None
-        try:
-            current = read_lock(path)
-        except ValueError:
-            if not break_lock:
-                raise
-            current, status = {"corrupt": True}, "broken"
-        else:
-            if current is None:
-                continue  # released between our attempt and the read: try again
-            status, reason = lock_status(current, owner.get("session_id"), owner.get("controller"), stale_after,
-                                         now, session_record, run, local_boot, gone_runs)
-        if status == "ours":
+        action, current = plan(path, owner, **judged)
+        if action == "acquired":
+            continue  # released between our attempt and the read: try again
+        if action == "ours":
             if current != owner:
-                atomic_write_json(path, dict(owner, started_at=current.get("started_at", owner["started_at"])),
+                atomic_write_json(path, dict(owner, started_at=(current or {}).get("started_at", owner["started_at"])),
                                   LOCK_MODE)
             return "ours", None
-        if status == "foreign" and not break_lock:
-            raise LockHeld(path, current, reason)
         atomic_write_json(path, owner, LOCK_MODE)
         return "taken_over", current
     raise RuntimeError("could not take the upgrade lock %s: it keeps appearing and vanishing. Next: re-run" % path)

@@ -45,6 +45,17 @@ def ignored(name: str, ignore: Iterable[str] = IGNORE) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in ignore)
 
 
+def check_link_inside(path: str, root: str, real_root: Optional[str] = None) -> None:
+    """Refuse the symlink `path` when it points outside `root`: copying or hashing it would read (or
+    later write) outside the tree."""
+    real_root = real_root or os.path.realpath(root)
+    target = os.path.realpath(path)
+    if target != real_root and not target.startswith(real_root + os.sep):
+        raise UnsafePathError(
+            "symlink %s points outside %s (to %s); replace it with a regular file or remove it" % (path, root, target)
+        )
+
+
 def walk_files(root: str, ignore: Iterable[str] = IGNORE) -> Iterator[Tuple[str, str]]:
     """Yield (relative POSIX path, absolute path) of every regular file below `root`, sorted.
 
@@ -59,12 +70,7 @@ def walk_files(root: str, ignore: Iterable[str] = IGNORE) -> Iterator[Tuple[str,
         for name in list(dirs) + sorted(files):
             path = os.path.join(current, name)
             if os.path.islink(path):
-                target = os.path.realpath(path)
-                if target != real_root and not target.startswith(real_root + os.sep):
-                    raise UnsafePathError(
-                        "symlink %s points outside %s (to %s); replace it with a regular file "
-                        "or remove it" % (path, root, target)
-                    )
+                check_link_inside(path, root, real_root)
                 if os.path.isdir(path):
                     dirs.remove(name)  # never walk a tree twice through a link to it
                     continue

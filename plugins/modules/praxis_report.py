@@ -181,10 +181,10 @@ def main():
         for path in present:
             remove_path(path)
         if params["record_phase"]:
-            recorded = sessions.record_phase(home, params["session_id"], params["record_phase"],
-                                             {"reports": reports, "records_stamp": stamp})
-            result["session"] = states.save(states.facts_path(home),
-                                            states.without_journal(recorded, states.RECORDS_OP))
+            # the `records` entry stays until the session closes: a re-run before that (a crash after this
+            # record) writes the same records under the same stamp instead of a second summary
+            result["session"] = sessions.record_phase(home, params["session_id"], params["record_phase"],
+                                                      {"reports": reports, "records_stamp": stamp})
     except (OSError, ValueError) as exc:
         module.fail_json(
             msg="could not write the upgrade records under %s: %s. Next: check free space and permissions, "

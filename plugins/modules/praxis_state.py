@@ -316,48 +316,28 @@ class Session:
                                 states.iso(self.now), self.run_identity)
 
     def lock_for(self, session_id, target, before):
-        """Take (or keep) the lock for this run; fail naming the holder when another live run has it."""
-        owner = self.owner(session_id, target)
-        if self.module.check_mode:
-            action, previous = self.plan_lock(owner, before)
-        else:
-            action, previous = self.take_lock(owner, before)
+        """Take (or keep) the lock for this run; fail naming the holder when another live run has it.
+        In check mode only `locks.plan` (what acquire would do) runs."""
+        take = locks.plan if self.module.check_mode else locks.acquire
+        try:
+            action, previous = take(self.lock, self.owner(session_id, target), stale_after=self.p["lock_stale_after"],
+                                    now=self.now, session_record=before, break_lock=self.p["break_lock"],
+                                    gone_runs=self.p["gone_runs"])
+        except locks.LockHeld as exc:
+            self.held(exc.owner, str(exc))
+        except (ValueError, OSError) as exc:
+            self.fail("cannot take the upgrade lock %s: %s" % (self.lock, exc))
+        if action == "ours":
+            previous = None
         if action in ("acquired", "taken_over"):
             self.acquired = session_id
         self.result.update(lock_action=action, lock_taken_over=previous)
-
-    def lock_args(self, before):
-        return dict(stale_after=self.p["lock_stale_after"], now=self.now, session_record=before,
-                    break_lock=self.p["break_lock"], gone_runs=self.p["gone_runs"])
 
     def held(self, current, message):
         self.result["lock"] = current
         if locks.needs_controller_check(current, self.run_identity, locks.boot_id()):
             self.result["controller_check"] = {key: current.get(key) for key in locks.RUN_KEYS}
         self.fail(message)
-
-    def take_lock(self, owner, before):
-        try:
-            return locks.acquire(self.lock, owner, **self.lock_args(before))
-        except locks.LockHeld as exc:
-            self.held(exc.owner, str(exc))
-        except (ValueError, OSError) as exc:
-            self.fail("cannot take the upgrade lock %s: %s" % (self.lock, exc))
-
-    def plan_lock(self, owner, before):
-        """What acquire() would do, without touching the lock."""
-        try:
-            current = locks.read_lock(self.lock)
-        except ValueError as exc:
-            if not self.p["break_lock"]:
-                self.fail(str(exc))
-            return "taken_over", {"corrupt": True}
-        status, reason = locks.lock_status(current, owner["session_id"], owner["controller"],
-                                           self.p["lock_stale_after"], self.now, before, self.run_identity,
-                                           gone_runs=self.p["gone_runs"])
-        if status == "foreign" and not self.p["break_lock"]:
-            self.held(current, locks.held_message(self.lock, current, reason))
-        return {"free": ("acquired", None), "ours": ("ours", None)}.get(status, ("taken_over", current))
 
     def rekey_lock(self, session_id, target):
         """After a resume decided the session id under the lock, the lock names that session."""
@@ -447,10 +427,7 @@ class Session:
         try:
             path, why = session.rollback_target(self.home, before, self.p["backup_name"])
             if path:
-                backups.check_identity(path, self.home)
-                report = backups.verify(path)
-                if not report["ok"]:
-                    self.fail(backups.verification_message(report) + "; nothing was changed")
+                backups.check_restorable(path, self.home)
         except backups.BackupError as exc:
             self.fail(str(exc))
         resumed = bool(before and before["status"] == "rolling_back")

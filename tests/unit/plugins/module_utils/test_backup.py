@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import backup
 from ansible_collections.praxis.upgrade.plugins.module_utils.backup import BackupError
-from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import atomic_write_json, sha256_file
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, atomic_write_json, sha256_file
 
 PATHS = ["mcp_server", "scripts", "standards/universal", "workflows", "usage", "config.json",
          "VERSION.txt", ".cache/base-manifest.json"]
@@ -343,6 +343,15 @@ def test_bad_inputs_refused(install, tmp_path):
     with pytest.raises(BackupError, match="symlink pointing outside the installation"):
         backup.create(home, root, ["dangling"], venv=None)
     assert os.listdir(root) == []  # the failed backup was removed
+
+
+def test_a_link_leaving_its_tree_is_refused_in_the_same_walk_that_copies(install):
+    project, home = install
+    root = os.path.join(home, ".backups")
+    os.symlink("../../standards", os.path.join(home, "mcp_server", "tools", "elsewhere"))
+    with pytest.raises(UnsafePathError, match="points outside .*mcp_server"):
+        backup.create(home, root, ["mcp_server"], venv=None)
+    assert os.listdir(root) == []  # the half-copied backup was removed
 
 
 @pytest.mark.parametrize("mutate, pattern", [
