@@ -20,7 +20,7 @@ __metaclass__ = type
 import difflib
 import os
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 PREFIX = "praxis_"
 INTERNAL_PREFIX = "__praxis_"
@@ -268,6 +268,24 @@ def unknown_names(names: Sequence[str]) -> List[str]:
         problems.append("unknown variable %s (a likely typo: it would be silently ignored); Next: %s"
                         % (name, hint))
     return problems
+
+
+def read_values(names: Iterable[str], read: Callable[[str], Any],
+                errors: Tuple[type, ...]) -> Tuple[Dict[str, Any], List[str]]:
+    """({name: read(name)}, [problems]) for the `praxis_*` names among `names`. `read` evaluates one variable
+    (the action plugins template it); one that raises one of `errors` (e.g. it refers to an undefined
+    variable) is a problem naming it, with the next step."""
+    values: Dict[str, Any] = {}
+    problems: List[str] = []
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        try:
+            values[name] = read(name)
+        except errors as exc:
+            problems.append("%s cannot be evaluated (%s); Next: fix its value in the inventory or -e"
+                            % (name, (str(exc).splitlines() or [type(exc).__name__])[0]))
+    return values, problems
 
 
 def validate(values: Mapping[str, Any], required: Sequence[str] = ()) -> List[str]:
