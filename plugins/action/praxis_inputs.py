@@ -21,20 +21,15 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(inputs.INPUTS_ARGS)
     _supports_check_mode = True
 
-    def host_values(self, hostvars, host):
-        values, problems = {}, []
+    @staticmethod
+    def host_values(hostvars, host):
+        """({name: value}, [problems]) of the host's `praxis_*` variables, as hostvars templates them."""
         try:
             view = hostvars[host]
-            names = [name for name in view.keys() if name.startswith(inputs.PREFIX)]
+            names = list(view.keys())
         except (AnsibleError, KeyError) as exc:
             return {}, ["its variables cannot be read (%s); Next: fix the inventory" % exc]
-        for name in names:
-            try:
-                values[name] = view[name]
-            except AnsibleError as exc:
-                problems.append("%s cannot be evaluated (%s); Next: fix its value in the inventory or -e"
-                                % (name, str(exc).splitlines()[0]))
-        return values, problems
+        return inputs.read_values(names, view.__getitem__, (AnsibleError,))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}

@@ -14,27 +14,14 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.praxis.upgrade.plugins.module_utils import inputs
 
 
-def operator_values(templar, variables, names):
-    """({name: templated value}, [problems]) for the `praxis_*` names among `names`."""
-    values, problems = {}, []
-    for name in names:
-        if not name.startswith(inputs.PREFIX):
-            continue
-        try:
-            values[name] = templar.template(variables[name])
-        except AnsibleError as exc:
-            problems.append("%s cannot be evaluated (%s); Next: fix its value in the inventory or -e"
-                            % (name, str(exc).splitlines()[0]))
-    return values, problems
-
-
 class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
-        values, problems = operator_values(self._templar, task_vars, list(task_vars))
+        values, problems = inputs.read_values(list(task_vars), lambda name: self._templar.template(task_vars[name]),
+                                              (AnsibleError,))
         problems += inputs.validate(values, required=("praxis_project_dir",))
         if problems:
             result.update(failed=True, changed=False, problems=problems,

@@ -45,6 +45,11 @@ VENV_MANIFEST = "VENV_MANIFEST.json"
 REQUIREMENTS = "requirements-snapshot.txt"
 FILES = "files"
 PROJECT = "project"
+# What a backup copies by default (relative to .praxis-os): the framework trees the upgrade rewrites, then the
+# records. Preflight's disk estimate and tree checks read the same lists (target_checks).
+FRAMEWORK_TREES = ("mcp_server", "scripts", "standards/universal", "workflows", "usage")
+DEFAULT_PATHS = FRAMEWORK_TREES + ("config.json", "VERSION.txt", "UPDATE_LOG.txt", "INSTALLATION_SUMMARY.md",
+                                   ".cache/base-manifest.json")
 # Project files an upgrade may write (the .gitignore append; installer-owned IDE config and the
 # `.upstream` copies a conflict leaves beside it): backed up, restored, removed on rollback when absent before.
 PROJECT_FILES = (".gitignore", ".cursorrules", ".cursorrules.upstream", ".cursor/mcp.json", ".cursor/mcp.json.upstream")

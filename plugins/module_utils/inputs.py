@@ -18,9 +18,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import difflib
+import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 PREFIX = "praxis_"
 INTERNAL_PREFIX = "__praxis_"
@@ -46,15 +47,14 @@ class Var(NamedTuple):
     elements: Optional[str] = None
     required: bool = False
     check: Optional[str] = None  # name of an extra shape check in CHECKS
-    roles: Tuple[str, ...] = ()  # phase roles that read it ("*": every role)
-    scope: str = "host"  # host: may differ per host; run: one value for the whole run
+    roles: Tuple[str, ...] = ()  # phase roles that read it (their meta/argument_specs.yml list it)
 
 
 ALL = ("preflight", "backup", "content", "server", "validate", "cleanup", "rollback")
 
 VARIABLES: Tuple[Var, ...] = (
     Var("praxis_source", "path", None, "Controller path of the prAxIs OS source checkout to install (a clean git "
-        "work tree). Required by C(upgrade.yml).", scope="run"),
+        "work tree). Required by C(upgrade.yml)."),
     Var("praxis_project_dir", "path", None, "Absolute path of the project holding the installation, per host (one "
         "inventory host per installation).", required=True, check="absolute", roles=ALL),
     Var("praxis_home_name", "str", ".praxis-os", "Name of the installation directory inside the project.",
@@ -97,13 +97,12 @@ VARIABLES: Tuple[Var, ...] = (
     Var("praxis_report_dir", "path", "{{ lookup('praxis.upgrade.controller_cwd') }}/praxis-reports",
         "Controller directory for run reports and the packed source archive (C(sources/)); default "
         "C(praxis-reports) below the real directory C(ansible-playbook) was started from.",
-        check="absolute", roles=("preflight", "cleanup"), scope="run"),
+        check="absolute", roles=("preflight", "cleanup")),
     Var("praxis_serial", "raw", [1, "25%", "100%"], "Batch sizes of the upgrade (canary first): an int >= 1, "
         "C(\"N%\") with N 1-100, or a non-empty list of those. A run-level value: pass it with C(-e).",
-        check="serial", scope="run"),
+        check="serial"),
     Var("praxis_max_fail_percentage", "int", 0, "Percentage (0-100) of failed hosts in a batch that still lets "
-        "the run go on to the next batch. A run-level value: pass it with C(-e).", minimum=0, maximum=100,
-        scope="run"),
+        "the run go on to the next batch. A run-level value: pass it with C(-e).", minimum=0, maximum=100),
     Var("praxis_backup_name", "str", "", "C(rollback.yml): the backup to restore, a name inside this "
         "installation's C(.backups/) such as C(2026-01-31-120000) (never a path); empty: the latest.",
         check="backup_name", roles=("rollback",)),
@@ -112,7 +111,9 @@ VARIABLES: Tuple[Var, ...] = (
 )
 
 BY_NAME: Dict[str, Var] = {v.name: v for v in VARIABLES}
-RUN_LEVEL = tuple(v.name for v in VARIABLES if v.scope == "run")
+# Run-level values Ansible templates into the upgrade play's `serial`/`max_fail_percentage` before any host
+# variable exists: extra vars or the default, never the inventory.
+BATCH_VARS = ("praxis_serial", "praxis_max_fail_percentage")
 
 
 # --------------------------------------------------------------------------- conversions
@@ -270,6 +271,24 @@ def unknown_names(names: Sequence[str]) -> List[str]:
     return problems
 
 
+def read_values(names: Iterable[str], read: Callable[[str], Any],
+                errors: Tuple[type, ...]) -> Tuple[Dict[str, Any], List[str]]:
+    """({name: read(name)}, [problems]) for the `praxis_*` names among `names`. `read` evaluates one variable
+    (the action plugins template it); one that raises one of `errors` (e.g. it refers to an undefined
+    variable) is a problem naming it, with the next step."""
+    values: Dict[str, Any] = {}
+    problems: List[str] = []
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        try:
+            values[name] = read(name)
+        except errors as exc:
+            problems.append("%s cannot be evaluated (%s); Next: fix its value in the inventory or -e"
+                            % (name, (str(exc).splitlines() or [type(exc).__name__])[0]))
+    return values, problems
+
+
 def validate(values: Mapping[str, Any], required: Sequence[str] = ()) -> List[str]:
     """Every problem with the operator's `praxis_*` values (only the names present are checked), each with
     a next step. `required` names must be present and non-empty."""
@@ -302,22 +321,16 @@ def run_level_conflicts(per_host: Mapping[str, Mapping[str, Any]], effective: Ma
     """Warnings for run-level values an inventory sets that the run cannot honour (`serial` and
     `max_fail_percentage` are decided before any host's variables exist): name the host and the way out."""
     warnings = []
-    for name in ("praxis_serial", "praxis_max_fail_percentage"):
+    for name in BATCH_VARS:
         for host, values in sorted(per_host.items()):
             if name in values and values[name] != effective.get(name):
                 warnings.append(
                     "%s=%r is set in the inventory for %s but the play's batches use %r: Ansible decides serial "
                     "and max_fail_percentage before it reads inventory variables. Next: pass it on the command "
                     "line (-e '{\"%s\": %s}') and remove it from the inventory"
-                    % (name, values[name], host, effective.get(name), name, _json(values[name])))
+                    % (name, values[name], host, effective.get(name), name, json.dumps(values[name])))
                 break
     return warnings
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 INPUTS_ARGS = dict(
@@ -328,8 +341,7 @@ INPUTS_ARGS = dict(
 
 def effective_run_values(extra_vars: Mapping[str, Any]) -> Dict[str, Any]:
     """The run-level values the upgrade play's `serial`/`max_fail_percentage` use: extra vars, else default."""
-    return {name: extra_vars.get(name, BY_NAME[name].default)
-            for name in ("praxis_serial", "praxis_max_fail_percentage")}
+    return {name: extra_vars.get(name, BY_NAME[name].default) for name in BATCH_VARS}
 
 
 def failure_message(where: str, problems: Sequence[str]) -> str:
@@ -346,7 +358,7 @@ def markdown_table() -> str:
         elif var.default is None:
             default = "(none)"
         else:
-            default = "`%s`" % (_json(var.default) if not isinstance(var.default, str) else var.default or '""')
+            default = "`%s`" % (json.dumps(var.default) if not isinstance(var.default, str) else var.default or '""')
         if var.choices:
             allowed = ", ".join("`%s`" % c for c in var.choices)
         elif var.type == "int":

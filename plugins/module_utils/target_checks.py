@@ -13,14 +13,12 @@ import os
 import stat
 from typing import Iterable, List, Optional, Tuple
 
+# What the backup copies (the framework trees the content/server phases rewrite, the records, the project
+# files an upgrade may write): backup.py's lists, so the estimate counts exactly what praxis_backup copies.
+from ansible_collections.praxis.upgrade.plugins.module_utils.backup import DEFAULT_PATHS, FRAMEWORK_TREES, PROJECT_FILES
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import validate_manifest
 
-# What the backup copies (praxis_backup DEFAULT_PATHS) and the content/server phases rewrite.
-FRAMEWORK_TREES = ("mcp_server", "scripts", "standards/universal", "workflows", "usage")
-BACKED_UP_FILES = ("config.json", "VERSION.txt", "UPDATE_LOG.txt", "INSTALLATION_SUMMARY.md",
-                   ".cache/base-manifest.json")
-PROJECT_FILES = (".gitignore",)
 BASE_MANIFEST = os.path.join(".cache", "base-manifest.json")
 LIST_LIMIT = 10
 # Reports, records, session journal, backup MANIFEST.json headers: small, but not nothing.
@@ -120,6 +118,11 @@ def _blocks(size: int, block: int) -> int:
     return -(-size // block) * block
 
 
+def _file_usage(info: os.stat_result, block: int) -> int:
+    """Bytes a copy of the file `info` describes allocates (its own blocks, or its size rounded up)."""
+    return max(info.st_blocks * 512, _blocks(info.st_size, block))
+
+
 def _tree_usage(root: str, block: int) -> Tuple[int, int, int]:
     """(bytes a copy allocates, files, dirs) below `root`, symlinks not followed."""
     total = files = dirs = 0
@@ -133,7 +136,7 @@ def _tree_usage(root: str, block: int) -> Tuple[int, int, int]:
                 continue
             files += 1
             if stat.S_ISREG(info.st_mode):
-                total += max(info.st_blocks * 512, _blocks(info.st_size, block))
+                total += _file_usage(info, block)
     return total + dirs * block, files, dirs
 
 
@@ -147,16 +150,15 @@ def disk_need(home: str, project: str, source_bytes: int, source_files: int, blo
     records: reports, records and the session journal.
     """
     backup = backup_files = 0
-    for tree in FRAMEWORK_TREES:
-        path = os.path.join(home, tree)
-        if os.path.isdir(path) and not os.path.islink(path):
+    paths = [os.path.join(home, rel) for rel in DEFAULT_PATHS] + [os.path.join(project, rel) for rel in PROJECT_FILES]
+    for path in paths:
+        if os.path.islink(path):
+            continue
+        if os.path.isdir(path):
             size, files, _dirs = _tree_usage(path, block)
             backup, backup_files = backup + size, backup_files + files
-    singles = [os.path.join(home, rel) for rel in BACKED_UP_FILES] + [os.path.join(project, rel)
-                                                                      for rel in PROJECT_FILES]
-    for path in singles:
-        if os.path.isfile(path) and not os.path.islink(path):
-            backup, backup_files = backup + _tree_usage_file(path, block), backup_files + 1
+        elif os.path.isfile(path):
+            backup, backup_files = backup + _file_usage(os.lstat(path), block), backup_files + 1
     venv_files = venv_dirs = 0
     venv = os.path.join(home, "venv")
     if os.path.isdir(venv) and not os.path.islink(venv):
@@ -166,11 +168,6 @@ def disk_need(home: str, project: str, source_bytes: int, source_files: int, blo
     written = backup + snapshot + staging + RECORDS_BYTES
     return {"backup_bytes": backup, "venv_snapshot_bytes": snapshot, "staging_bytes": staging,
             "records_bytes": RECORDS_BYTES, "needed_bytes": MARGIN * written, "margin": MARGIN}
-
-
-def _tree_usage_file(path: str, block: int) -> int:
-    info = os.lstat(path)
-    return max(info.st_blocks * 512, _blocks(info.st_size, block))
 
 
 def disk_message(home: str, need: dict, free: int) -> str:

@@ -257,11 +257,6 @@ from ansible_collections.praxis.upgrade.plugins.module_utils import backup
 from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError
 
-DEFAULT_PATHS = [
-    "mcp_server", "scripts", "standards/universal", "workflows", "usage", "config.json", "VERSION.txt",
-    "UPDATE_LOG.txt", "INSTALLATION_SUMMARY.md", ".cache/base-manifest.json",
-]
-
 
 def run_present(module, home, root, project):
     params = module.params
@@ -345,7 +340,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "verified", "restored", "pruned", "listed"]),
             praxis_home=dict(type="path", required=True),
             backup_root=dict(type="path"),
-            paths=dict(type="list", elements="str", default=DEFAULT_PATHS),
+            paths=dict(type="list", elements="str", default=list(backup.DEFAULT_PATHS)),
             project_dir=dict(type="path"),
             project_files=dict(type="list", elements="str", default=list(backup.PROJECT_FILES)),
             venv=dict(type="bool", default=True),

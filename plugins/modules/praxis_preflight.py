@@ -144,6 +144,12 @@ server_pid:
   description: Verified pid of this project's running server (alive, in this project, running mcp_server), else null.
   returned: always
   type: int
+ide_server_pid:
+  description:
+    - Pid of this project's server when an IDE launched it (C(--transport stdio) or C(dual)); it belongs to the
+      editor and is never stopped or replaced, so the upgrade runs in server mode C(none) for this host. Else null.
+  returned: always
+  type: int
 praxis_home:
   description: Absolute path of the installation.
   returned: always
@@ -313,7 +319,7 @@ class Preflight:
             venv_python=None, venv_python_version=None, disk_free_bytes=None, disk_needed_bytes=None,
             backup_bytes=None, lock=None, lock_status=None, lock_reason=None, last_session=None, resume=False,
             resume_session_id=None, completed_phases=[], up_to_date=False, server_state=None,
-            server_mode=None, server_mode_reason=None, server_pid=None,
+            server_mode=None, server_mode_reason=None, server_pid=None, ide_server_pid=None,
         )
 
     def stop(self, msg):
@@ -453,11 +459,12 @@ class Preflight:
             return
         try:
             mode, reason = procutil.resolve_mode(self.p["server_mode"], self.p["systemd_unit"], home)
-            pid, _why = procutil.verified_server_pid(home)
+            found = procutil.classify_server(home)
         except ValueError as exc:
             self.problems.append(str(exc))
             return
-        self.facts.update(server_mode=mode, server_mode_reason=reason, server_pid=pid)
+        self.facts.update(server_mode=mode, server_mode_reason=reason, server_pid=found["pid"],
+                          ide_server_pid=found["pid"] if found["kind"] == "ide" else None)
 
     def run(self):
         home = self.locate()

@@ -83,6 +83,8 @@ HOST_CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "typo_server_mode": ({"praxis_server_mod": "none"}, ["unknown variable praxis_server_mod",
                                                          "did you mean praxis_server_mode"]),
     "typo_unrelated": ({"praxis_favourite_editor": "vim"}, ["unknown variable praxis_favourite_editor", "remove it or rename it"]),
+    "undefined_reference": ({"praxis_min_tools": "{{ no_such_variable }}"},
+                            ["praxis_min_tools cannot be evaluated", "no_such_variable"]),
     "project_dir_relative": ({"praxis_project_dir": "projects/h"}, ["praxis_project_dir is 'projects/h'"]),
     "project_dir_missing": ({"praxis_project_dir": None}, ["praxis_project_dir is not set"]),
 }
@@ -142,7 +144,7 @@ def test_a_bad_value_reaches_a_role_run_alone_through_preflight(fleet: Any) -> N
     playbook.write_text(
         "- hosts: praxis\n  gather_facts: false\n  roles:\n    - praxis.upgrade.common\n  tasks:\n"
         "    - ansible.builtin.include_role:\n        name: praxis.upgrade.preflight\n")
-    cases = {k: HOST_CASES[k] for k in ("typo_server_mode", "keep_backups_negative")}
+    cases = {k: HOST_CASES[k] for k in ("typo_server_mode", "keep_backups_negative", "undefined_reference")}
     inventory = bad_inventory(fleet, cases)
     inventory["praxis"]["hosts"]["good"] = {"ansible_connection": "local",
                                             "praxis_project_dir": str(fleet.hosts[0].project)}
@@ -155,6 +157,7 @@ def test_a_bad_value_reaches_a_role_run_alone_through_preflight(fleet: Any) -> N
     assert proc.returncode != 0
     assert "fatal: [typo_server_mode]" in text and "did you mean praxis_server_mode" in text
     assert "fatal: [keep_backups_negative]" in text and "praxis_keep_backups is -1" in text
+    assert "fatal: [undefined_reference]" in text and "praxis_min_tools cannot be evaluated" in text
     assert "good : ok=" in text and "failed=0" in text.split("good : ")[1][:120]
     assert tree_diff(before, everything(fleet)) == NO_CHANGE
 

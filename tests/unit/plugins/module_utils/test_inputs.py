@@ -81,6 +81,23 @@ def test_required_names_are_reported_missing():
     assert found and "praxis_project_dir is not set" in found[0]
 
 
+def test_read_values_reads_only_praxis_names_and_names_what_cannot_be_evaluated():
+    """The one reader both action plugins use (praxis_inputs: hostvars; praxis_preflight: task vars)."""
+    variables = {"praxis_min_tools": 2, "praxis_report_dir": "{{ nope }}", "__praxis_src": {}, "ansible_host": "x"}
+    read = []
+
+    def template(name):
+        read.append(name)
+        if "{{" in str(variables[name]):
+            raise LookupError("'nope' is undefined\nmore detail")
+        return variables[name]
+
+    values, found = inputs.read_values(variables, template, (LookupError,))
+    assert values == {"praxis_min_tools": 2} and sorted(read) == ["praxis_min_tools", "praxis_report_dir"]
+    assert found == ["praxis_report_dir cannot be evaluated ('nope' is undefined); Next: fix its value in the "
+                     "inventory or -e"]
+
+
 def test_run_level_values_set_in_the_inventory_warn_naming_the_host_and_the_fix():
     warnings = inputs.run_level_conflicts({"h1": {"praxis_serial": 5}, "h2": {}},
                                           {"praxis_serial": [1, "25%", "100%"], "praxis_max_fail_percentage": 0})

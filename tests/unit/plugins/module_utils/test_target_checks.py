@@ -125,6 +125,18 @@ def test_the_backup_estimate_covers_what_a_real_copy_allocates(home, tmp_path):
                                                 + need["staging_bytes"] + need["records_bytes"])
 
 
+def test_the_estimate_counts_every_path_the_backup_copies(home):
+    """The IDE config an upgrade may rewrite is backed up (backup.PROJECT_FILES), so it is counted too."""
+    block = 4096
+    before = tc.disk_need(str(home), str(home.parent), 0, 0, block)
+    (home.parent / ".cursor").mkdir()
+    (home.parent / ".cursor" / "mcp.json").write_text("{}")
+    (home.parent / ".cursorrules").write_text("rules\n")
+    (home / "UPDATE_LOG.txt").write_text("log\n")
+    after = tc.disk_need(str(home), str(home.parent), 0, 0, block)
+    assert after["backup_bytes"] >= before["backup_bytes"] + 3 * block
+
+
 def test_staging_counts_a_partly_used_block_per_source_file(home):
     need = tc.disk_need(str(home), str(home.parent), 1000, 10, 4096)
     assert need["staging_bytes"] == 3 * (1000 + 10 * 4096)

@@ -5,13 +5,16 @@ import datetime
 import hashlib
 import json
 import os
+import signal
 import sys
+from pathlib import Path
 
 import pytest
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.modules import praxis_preflight
+from tests.unit.plugins.module_utils.test_procutil import FAKE_MAIN, kill_quietly, spawn_fake
 
 INSTALLED = "a" * 40
 TARGET = "b" * 40
@@ -93,6 +96,7 @@ def test_healthy_installation_facts(preflight, project):
     assert result["lock"] is None and result["lock_status"] == "free"
     assert result["last_session"] is None and result["resume"] is False and result["resume_session_id"] is None
     assert result["up_to_date"] is False and result["server_state"] is None
+    assert result["server_pid"] is None and result["ide_server_pid"] is None and result["server_mode"] == "none"
     assert result["ansible_facts"] == {"ansible_local": {"praxis_upgrade": {}}}
     assert snapshot(project) == before  # read-only
 
@@ -290,6 +294,26 @@ def test_server_state_is_returned_and_corrupt_one_is_a_warning(preflight, projec
     write(path, b"{")
     result, failed = preflight()
     assert not failed and result["server_state"] is None and "not valid JSON" in result["warnings_found"][0]
+
+
+@pytest.mark.parametrize("transport, ide", [("dual", True), ("http", False)])
+def test_an_ide_server_is_told_apart_from_one_the_upgrade_restarts(preflight, project, transport, ide):
+    """The preflight role tells the operator about an IDE's server from ide_server_pid, not from prose."""
+    home = Path(home_of(project))
+    (home / "mcp_server" / "__main__.py").write_text(FAKE_MAIN)
+    server = spawn_fake(home, FAKE_TRANSPORT=transport)
+    try:
+        result, failed = preflight()
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(10)
+        finally:
+            kill_quietly(server.pid)
+    assert not failed, result.get("msg")
+    assert result["server_pid"] == server.pid
+    assert result["ide_server_pid"] == (server.pid if ide else None)
+    assert result["server_mode"] == ("none" if ide else "process")
 
 
 def test_check_mode_runs_for_real_and_writes_nothing(preflight, project):
