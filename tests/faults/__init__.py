@@ -34,8 +34,8 @@ How a case is judged
   not task names) contain the case's cause key words and a next step.
 
 Kills: tests/faults/callback_plugins/praxis_fault_kill.py (test-only, enabled per run) kills the run at the
-n-th task event; by time, the test kills the run's process tree. Both SIGKILL every descendant of
-`ansible-playbook` except detached servers (a crashed controller leaves those running), then the group.
+n-th task event; by time, the test kills the run's process tree. Both use tests/proctree.py: SIGKILL every
+descendant of `ansible-playbook` except detached servers (a crashed controller leaves those running) and the group.
 
 Known failures of the current main: tests/faults/known_failing.py (see its docstring).
 

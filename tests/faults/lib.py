@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tests import proctree
 from tests.fixtures import praxis_fixture as fx
 from tests.fixtures.praxis_fixture.venvs import _relocate
 from tests.harness import BIN, REPO, ansible_env
@@ -218,32 +218,6 @@ class Install:
         return self.project / HOME
 
 
-def descendants(root: int) -> list[int]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return [a.decode(errors="replace") for a in handle.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 def _cwd(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/cwd")
@@ -251,22 +225,9 @@ def _cwd(pid: int) -> str:
         return ""
 
 
-def is_server_argv(argv: list[str]) -> bool:
-    return "mcp_server" in argv and "--transport" in argv
-
-
 def kill_run(pid: int) -> None:
     """SIGKILL a run like a crashed controller: its process tree (not detached servers) and its group."""
-    for child in descendants(pid):
-        if not is_server_argv(_cmdline(child)):
-            try:
-                os.kill(child, signal.SIGKILL)
-            except OSError:
-                pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+    proctree.kill_run(pid, spare=proctree.is_server)
 
 
 def project_processes(project: Path) -> list[tuple[int, list[str]]]:
@@ -279,14 +240,14 @@ def project_processes(project: Path) -> list[tuple[int, list[str]]]:
         pid = int(entry)
         if not fx.pid_alive(pid):
             continue
-        argv, cwd = _cmdline(pid), _cwd(pid)
+        argv, cwd = proctree.cmdline(pid), _cwd(pid)
         if cwd == project_s or cwd.startswith(project_s + "/") or any(project_s in a for a in argv):
             found.append((pid, argv))
     return found
 
 
 def servers_of(project: Path) -> list[int]:
-    return sorted(pid for pid, argv in project_processes(project) if is_server_argv(argv) and _cwd(pid) == str(project))
+    return sorted(pid for pid, argv in project_processes(project) if proctree.is_server_argv(argv) and _cwd(pid) == str(project))
 
 
 class Case:
@@ -430,7 +391,7 @@ def settle(installs: list[Install], timeout: float = 60) -> None:
     """Wait until no process of these projects but their servers runs (orphans of a killed run finish)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = [p for i in installs for p, argv in project_processes(i.project) if not is_server_argv(argv)]
+        busy = [p for i in installs for p, argv in project_processes(i.project) if not proctree.is_server_argv(argv)]
         if not busy:
             return
         time.sleep(0.2)
@@ -450,7 +411,7 @@ def leftovers(inst: Install) -> list[str]:
     if status not in (None, "completed", "rolled_back", "failed"):
         found.append(f"session status {status!r}")
     for pid, argv in project_processes(inst.project):
-        if not is_server_argv(argv):
+        if not proctree.is_server_argv(argv):
             found.append(f"process {pid}: {' '.join(argv)[:120]}")
     return found
 
