@@ -1,7 +1,7 @@
 """Fault-matrix suite (issue 8): real `ansible-playbook` runs against fixture installations in `process`
 server mode, each case judged by full-tree manifests after the documented recovery.
 
-Run: `make faults` (= `pytest -q -n 2 tests/faults --faults-allow-known`); the matrix is printed at the end
+Run: `make faults` (= `pytest -q -n 2 tests/faults`); the matrix is printed at the end
 and written to tests/output/fault-matrix.md (git-ignored).
 
 How a case is judged
@@ -36,8 +36,6 @@ How a case is judged
 Kills: tests/faults/callback_plugins/praxis_fault_kill.py (test-only, enabled per run) kills the run at the
 n-th task event; by time, the test kills the run's process tree. Both use tests/proctree.py: SIGKILL every
 descendant of `ansible-playbook` except detached servers (a crashed controller leaves those running) and the group.
-
-Known failures of the current main: tests/faults/known_failing.py (see its docstring).
 
 Development: `PRAXIS_FAULTS_PREPARED=<dir>` reuses a prepared directory (sources, OLD installation, NEW
 reference) across pytest runs; `PRAXIS_FAULTS_OUTPUT=<dir>` writes the matrix (and `fault-matrix.jsonl`, one
