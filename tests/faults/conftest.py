@@ -3,25 +3,16 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from tests.faults import lib
-from tests.faults.known_failing import KNOWN_FAILING
 
 OUTPUT = Path(os.environ.get("PRAXIS_FAULTS_OUTPUT") or lib.REPO / "tests" / "output") / "fault-matrix.md"
 PROGRESS = OUTPUT.with_suffix(".jsonl")  # one row per finished case, as they finish (read it mid-run)
 ROW_KEY = "fault_row"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--faults-allow-known", action="store_true", default=False,
-        help="cases listed in tests/faults/known_failing.py that fail are reported (matrix: FAIL (known)) and "
-             "skipped with their verdict instead of failing the run; a listed case that passes is reported too")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -55,28 +46,18 @@ Conclude = Callable[..., None]
 
 @pytest.fixture
 def conclude(request: pytest.FixtureRequest) -> Conclude:
-    """conclude(fault, recovery, verdict, note="") -> the case's matrix row, then pass, fail or known-skip."""
+    """conclude(fault, recovery, verdict, note="") -> the case's matrix row, then pass or fail."""
     case_id = request.node.nodeid.split("::", 1)[1]
 
     def done(fault: str, recovery: str, verdict: lib.Verdict, note: str = "") -> None:
-        known = case_id in KNOWN_FAILING
         row = {"case": case_id, "fault": fault, "recovery": recovery, "end": verdict.end_state,
-               "verdict": "PASS" if verdict.ok else ("FAIL (known)" if known else "FAIL"),
-               "problems": verdict.problems, "note": note}
-        allow = request.config.getoption("--faults-allow-known")
-        if verdict.ok and known:
-            # not a failure: timing cases (kills by time, races) can pass by luck; the matrix says it
-            row["verdict"] = "PASS (listed in known_failing.py: remove it once it passes reliably)"
-            warnings.warn(f"{case_id} passed but is listed in tests/faults/known_failing.py", stacklevel=1)
+               "verdict": "PASS" if verdict.ok else "FAIL", "problems": verdict.problems, "note": note}
         request.node.user_properties.append((ROW_KEY, json.dumps(row)))
         PROGRESS.parent.mkdir(parents=True, exist_ok=True)
         with open(PROGRESS, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
         if not verdict.ok:
-            message = f"{case_id}: {fault} -> {verdict.end_state}: " + "; ".join(verdict.problems)
-            if known and allow:
-                pytest.skip(f"KNOWN PRODUCT BUG (tests/faults/known_failing.py, issue 8): {message}")
-            pytest.fail(message)
+            pytest.fail(f"{case_id}: {fault} -> {verdict.end_state}: " + "; ".join(verdict.problems))
 
     return done
 
@@ -95,10 +76,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows:
         return
     rows.sort(key=lambda r: r["case"])
-    passed = sum(r["verdict"].startswith("PASS") for r in rows)
-    known = sum(r["verdict"] == "FAIL (known)" for r in rows)
-    lines = [f"# Fault matrix: {passed}/{len(rows)} cases end as promised ({known} failing ones are listed in "
-             f"tests/faults/known_failing.py)", "",
+    passed = sum(r["verdict"] == "PASS" for r in rows)
+    lines = [f"# Fault matrix: {passed}/{len(rows)} cases end as promised", "",
              "| case | fault | recovery | end state | verdict |", "|---|---|---|---|---|"]
     for r in rows:
         verdict = r["verdict"] + ("" if r["verdict"] == "PASS" else ": " + "; ".join(r["problems"]))

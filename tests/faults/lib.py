@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tests import proctree
 from tests.fixtures import praxis_fixture as fx
 from tests.fixtures.praxis_fixture.venvs import _relocate
 from tests.harness import BIN, REPO, ansible_env
@@ -44,13 +45,18 @@ VOLATILE_PREFIX = (
     f"{HOME}/.cache/facts.d/",                # the session facts file: ids and timestamps of this run
     f"{HOME}/.backups/",                      # backups: timestamped per session, pruned by count
 )
+# bytecode inside the venv: pip compiles it and a rollback restores the venv from its snapshot, but the
+# product promises byte-identical bytecode only outside the venv (ARCHITECTURE "Runtime residue")
+VENV_BYTECODE = re.compile(rf"^{re.escape(HOME)}/venv/(.*/)?(__pycache__(/|$)|[^/]*\.pyc$)")
 VOLATILE_RE = re.compile(
-    r"(^|/)__pycache__(/|$)|\.pyc$"           # bytecode caches, written by python on import
-    rf"|^{re.escape(HOME)}/\.cache/upgrade-summary-[^/]*$"  # the per-run summary reports
+    rf"^{re.escape(HOME)}/\.cache/upgrade-summary-[^/]*$"  # the per-run summary reports
 )
-# "refused before any change" compares everything but bytecode caches and the server's log (the preflight
-# probe talks to the running server, which logs the request)
-STRICT_SKIP = re.compile(r"(^|/)__pycache__(/|$)|\.pyc$|^\.praxis-os/\.cache/mcp_server\.log$")
+# "refused before any change" compares everything but the venv's bytecode and the server's log (the
+# preflight probe talks to the running server, which logs the request)
+STRICT_SKIP = re.compile(rf"^{re.escape(HOME)}/\.cache/mcp_server\.log$")
+# Cases and their servers run like a real host's: python writes bytecode (the test environment sets
+# PYTHONDONTWRITEBYTECODE; an empty value turns it off)
+WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 # Records whose lines carry the time and the session of the run that wrote them: compared with those
 # values replaced, so "the same records, written by another run" compares equal.
 RECORDS = {f"{HOME}/VERSION.txt", f"{HOME}/UPDATE_LOG.txt", f"{HOME}/INSTALLATION_SUMMARY.md"}
@@ -63,7 +69,29 @@ LEFTOVER_RE = re.compile(r"\.(new|old)-[^/]*$|\.tmp$|(^|/)\.[^/]+\.tmp(/|$)|^\.p
 
 def volatile(rel: str) -> bool:
     return (rel in VOLATILE_EXACT or rel.startswith(VOLATILE_PREFIX) or rel + "/" in VOLATILE_PREFIX
-            or bool(VOLATILE_RE.search(rel)))
+            or bool(VOLATILE_RE.search(rel)) or bool(VENV_BYTECODE.search(rel)))
+
+
+def _bytecode(path: Path) -> str:
+    """What a .pyc was compiled from, not its bytes (they hold the absolute path it was compiled at):
+    `fresh` when its header names its source's current mtime and size, `stale` when not (bytecode of
+    another version of the source), `orphan` when the source is gone."""
+    try:
+        source = Path(importlib.util.source_from_cache(str(path)))
+    except ValueError:  # not below a __pycache__/ (a legacy or sourceless .pyc): compare its bytes
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    flags, mtime, size = (int.from_bytes(header[i:i + 4], "little") for i in (4, 8, 12))
+    try:
+        info = source.stat()
+    except OSError:
+        return f"bytecode orphan {header[:4].hex()}"
+    if flags & 1:  # hash-based bytecode (PEP 552): the source hash is in place of mtime and size
+        fresh = header[8:16] == importlib.util.source_hash(source.read_bytes())
+    else:
+        fresh = (mtime, size) == (int(info.st_mtime) & 0xFFFFFFFF, info.st_size & 0xFFFFFFFF)
+    return f"bytecode {'fresh' if fresh else 'stale'} {header[:4].hex()}"
 
 
 def _digest(data: bytes, project: Path, rel: str) -> str:
@@ -86,13 +114,14 @@ def manifest(project: Path, strict: bool = False) -> dict[str, str]:
 
     Every file, directory and symlink (as a link) below the project, the venv included; file contents
     with the project's own absolute path replaced (venv scripts and pyvenv.cfg name it), so installations
-    at different paths compare. `strict=False` leaves out VOLATILE paths; `strict=True` only bytecode caches
+    at different paths compare; bytecode outside the venv by what it was compiled from (`_bytecode`).
+    `strict=False` leaves out VOLATILE paths; `strict=True` only the venv's bytecode and the server's log
     (for "refused before any change").
     """
     project = Path(project)
     result: dict[str, str] = {}
     for rel, path, info in walk(project):
-        if volatile(rel) if not strict else bool(STRICT_SKIP.search(rel)):
+        if volatile(rel) if not strict else bool(STRICT_SKIP.search(rel) or VENV_BYTECODE.search(rel)):
             continue
         mode = oct(stat.S_IMODE(info.st_mode))
         if stat.S_ISLNK(info.st_mode):
@@ -101,7 +130,8 @@ def manifest(project: Path, strict: bool = False) -> dict[str, str]:
             result[rel + "/"] = f"dir {mode}"
         elif stat.S_ISREG(info.st_mode):
             try:
-                result[rel] = f"{_digest(path.read_bytes(), project, rel)} {mode}"
+                value = _bytecode(path) if rel.endswith(".pyc") else _digest(path.read_bytes(), project, rel)
+                result[rel] = f"{value} {mode}"
             except OSError as exc:
                 result[rel] = f"unreadable ({exc.strerror}) {mode}"
         else:
@@ -170,6 +200,9 @@ def prepare(root: Path) -> Prepared:
             old = root / "old" / PROJECT
             shutil.rmtree(old.parent, ignore_errors=True)
             fx.install(sources["v1"], old, fx.wheelhouse())
+            # a host whose server has run: its bytecode is part of the installation a rollback must restore
+            fx.start_http_server(old, env=WRITE_BYTECODE)
+            fx.stop_server(old)
             data: dict[str, Any] = {"old": manifest(old)}
             ref_case = Case(root / "ref", sources, "ref")
             ref = ref_case.install(old, http=True)
@@ -218,32 +251,6 @@ class Install:
         return self.project / HOME
 
 
-def descendants(root: int) -> list[int]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return [a.decode(errors="replace") for a in handle.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 def _cwd(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/cwd")
@@ -251,22 +258,9 @@ def _cwd(pid: int) -> str:
         return ""
 
 
-def is_server_argv(argv: list[str]) -> bool:
-    return "mcp_server" in argv and "--transport" in argv
-
-
 def kill_run(pid: int) -> None:
     """SIGKILL a run like a crashed controller: its process tree (not detached servers) and its group."""
-    for child in descendants(pid):
-        if not is_server_argv(_cmdline(child)):
-            try:
-                os.kill(child, signal.SIGKILL)
-            except OSError:
-                pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+    proctree.kill_run(pid, spare=proctree.is_server)
 
 
 def project_processes(project: Path) -> list[tuple[int, list[str]]]:
@@ -279,14 +273,14 @@ def project_processes(project: Path) -> list[tuple[int, list[str]]]:
         pid = int(entry)
         if not fx.pid_alive(pid):
             continue
-        argv, cwd = _cmdline(pid), _cwd(pid)
+        argv, cwd = proctree.cmdline(pid), _cwd(pid)
         if cwd == project_s or cwd.startswith(project_s + "/") or any(project_s in a for a in argv):
             found.append((pid, argv))
     return found
 
 
 def servers_of(project: Path) -> list[int]:
-    return sorted(pid for pid, argv in project_processes(project) if is_server_argv(argv) and _cwd(pid) == str(project))
+    return sorted(pid for pid, argv in project_processes(project) if proctree.is_server_argv(argv) and _cwd(pid) == str(project))
 
 
 class Case:
@@ -308,7 +302,7 @@ class Case:
         _relocate(project / HOME / "venv", template / HOME / "venv")
         inst = Install(alias, project, http)
         if http:
-            fx.start_http_server(project)
+            fx.start_http_server(project, env=WRITE_BYTECODE)
         self.installs.append(inst)
         return inst
 
@@ -341,7 +335,7 @@ class Case:
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return ansible_env({"ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
-                            "ANSIBLE_CALLBACKS_ENABLED": "praxis_fault_kill", **(extra or {})})
+                            "ANSIBLE_CALLBACKS_ENABLED": "praxis_fault_kill", **WRITE_BYTECODE, **(extra or {})})
 
     def start(self, playbook: str, version: str | None = None, env: dict[str, str] | None = None,
               **kwargs: Any) -> tuple[subprocess.Popen[str], list[str], Path]:
@@ -430,7 +424,7 @@ def settle(installs: list[Install], timeout: float = 60) -> None:
     """Wait until no process of these projects but their servers runs (orphans of a killed run finish)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = [p for i in installs for p, argv in project_processes(i.project) if not is_server_argv(argv)]
+        busy = [p for i in installs for p, argv in project_processes(i.project) if not proctree.is_server_argv(argv)]
         if not busy:
             return
         time.sleep(0.2)
@@ -450,7 +444,7 @@ def leftovers(inst: Install) -> list[str]:
     if status not in (None, "completed", "rolled_back", "failed"):
         found.append(f"session status {status!r}")
     for pid, argv in project_processes(inst.project):
-        if not is_server_argv(argv):
+        if not proctree.is_server_argv(argv):
             found.append(f"process {pid}: {' '.join(argv)[:120]}")
     return found
 

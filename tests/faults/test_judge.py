@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import py_compile
 import subprocess
 from pathlib import Path
 from typing import Callable
@@ -63,9 +64,38 @@ def test_manifest_ignores_the_path_record_times_and_volatile_files(tmp_path: Pat
     (home / ".cache" / "facts.d").mkdir()
     (home / ".cache" / "facts.d" / "praxis_upgrade.fact").write_text("{}")
     (home / ".cache" / "mcp_server.log").write_text("log\n")
-    (home / "standards" / "__pycache__").mkdir()
+    (home / "venv" / "bin" / "__pycache__").mkdir()  # the venv's bytecode: not promised
+    (home / "venv" / "bin" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0" * 16)
     assert lib.diff(lib.manifest(project), lib.manifest(other)) == []
     assert lib.diff(lib.manifest(project, strict=True), lib.manifest(other, strict=True)) != []
+
+
+def _compiled(project: Path) -> Path:
+    source = project / lib.HOME / "standards" / "mod.py"
+    source.write_text("X = 1\n")
+    py_compile.compile(str(source), doraise=True)
+    return source
+
+
+def test_manifest_judges_bytecode_by_its_source_not_its_path(tmp_path: Path) -> None:
+    """Bytecode outside the venv is part of the installation (a rollback restores it): copies at other paths
+    compare equal, bytecode of another version of the source or without its source does not."""
+    project = _compiled(_project(tmp_path / "one"))
+    other = _compiled(_project(tmp_path / "two"))
+    mtime = project.stat().st_mtime_ns
+    os.utime(other, ns=(mtime, mtime))
+    py_compile.compile(str(other), doraise=True)  # same source, other absolute path inside the bytecode
+    before = lib.manifest(project.parents[2])
+    assert "/__pycache__/" in " ".join(before)
+    assert lib.diff(before, lib.manifest(other.parents[2])) == []
+    assert lib.diff(lib.manifest(project.parents[2], strict=True), lib.manifest(other.parents[2], strict=True)) == []
+
+    other.write_text("X = 22\n")  # the source changed back to another version: its bytecode is stale
+    stale = lib.manifest(other.parents[2])
+    assert [rel for rel in lib.diff(before, stale) if rel.endswith(".pyc")], stale
+    other.unlink()
+    orphan = lib.manifest(other.parents[2])
+    assert any(v.startswith("bytecode orphan") for v in orphan.values())
 
 
 def test_classify() -> None:

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +35,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests import proctree  # noqa: E402
+
 FACTS = ".praxis-os/.cache/facts.d/praxis_upgrade.fact"
 ACTIONS = ("kill-controller", "stop-host")
 
@@ -69,37 +73,10 @@ def module_processes(uid: int) -> list[tuple[int, str]]:
             if not cmd.startswith("sshd:") and "mcp_server" not in cmd]
 
 
-def descendants(root: int) -> list[int]:
-    """Every live process below `root` (by parent pid). ansible-core's workers call setsid(), so killing
-    the controller's process group leaves them behind, blocked writing a result nobody reads."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def kill_run(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the whole run like a dying terminal would take the controller: its process group and
     every worker below it (each in its own session)."""
-    tree = descendants(proc.pid)
-    os.killpg(proc.pid, signal.SIGKILL)
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    proctree.kill_run(proc.pid)
     proc.wait()
 
 

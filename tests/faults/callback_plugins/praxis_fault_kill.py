@@ -13,9 +13,11 @@ Environment (read once at load):
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import signal
+from pathlib import Path
+from types import ModuleType
 
 from ansible.plugins.callback import CallbackBase
 
@@ -28,45 +30,16 @@ DOCUMENTATION = """
 """
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
+def _load_proctree() -> ModuleType:
+    """tests/proctree.py, by its path: this plugin runs inside ansible-playbook, where `tests` is no package."""
+    path = Path(__file__).resolve().parents[2] / "proctree.py"
+    spec = importlib.util.spec_from_file_location("praxis_test_proctree", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
-def _is_server(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().split(b"\0")
-    except OSError:
-        return False
-    return b"mcp_server" in argv and b"--transport" in argv
-
-
-def kill_run(root: int) -> None:
-    """SIGKILL `root`'s descendants (not servers, which a crashed controller leaves running) and its group."""
-    tree = _children()
-    todo, victims = [root], []
-    while todo:
-        pid = todo.pop()
-        for child in tree.get(pid, []):
-            if not _is_server(child):
-                victims.append(child)
-                todo.append(child)
-    for pid in victims:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    os.killpg(os.getpgid(root), signal.SIGKILL)
+proctree = _load_proctree()
 
 
 class CallbackModule(CallbackBase):
@@ -105,7 +78,7 @@ class CallbackModule(CallbackBase):
             if mark:
                 with open(mark, "w", encoding="utf-8") as handle:
                     json.dump({"killed_at": f"{event} #{self._n}: {name}", "event_no": self._seen}, handle)
-            kill_run(os.getpid())
+            proctree.kill_run(os.getpid(), spare=proctree.is_server)
 
     def v2_playbook_on_task_start(self, task, is_conditional):  # noqa: ANN001 - ansible's signature
         self._current = task.get_name()

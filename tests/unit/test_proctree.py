@@ -1,0 +1,56 @@
+"""tests/proctree.py: the process tree of a run and killing it like a crash (fault suite, Molecule steps)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests import proctree
+
+# a "controller" in its own session with a plain child and a worker that calls setsid() like ansible-core's
+SCRIPT = """
+import os, subprocess, sys, time
+plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+spared = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "keep-me"], start_new_session=True)
+print(plain.pid, worker.pid, spared.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_dead(pids: list[int], timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def test_kill_run_takes_setsid_workers_and_spares_what_it_is_told() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    plain, worker, spared = (int(x) for x in proc.stdout.readline().split())  # type: ignore[union-attr]
+    try:
+        assert set(proctree.descendants(proc.pid)) >= {plain, worker, spared}
+        assert "keep-me" in proctree.cmdline(spared)
+        keep = lambda pid: "keep-me" in proctree.cmdline(pid)  # noqa: E731
+        assert spared not in proctree.descendants(proc.pid, keep)
+
+        proctree.kill_run(proc.pid, spare=keep)
+        proc.wait(timeout=10)
+        assert wait_dead([plain, worker]) == []
+        assert alive(spared)
+    finally:
+        for pid in (plain, worker, spared):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.stdout.close()  # type: ignore[union-attr]
