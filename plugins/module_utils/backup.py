@@ -28,10 +28,12 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_json,
     check_relpath,
     copy_file_atomic,
+    copy_file_hashed,
     fsync_dir,
     read_json,
     remove_path,
     sha256_file,
+    sync_filesystem,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     check_link_inside,
@@ -240,7 +242,7 @@ def _copy_path(src: str, backup_dir: str, key: str, doc: dict) -> Tuple[str, int
 def _copy_one(src: str, backup_dir: str, key: str, doc: dict) -> int:
     mode = _mode(src)
     dst = os.path.join(backup_dir, key)
-    doc["files"][key] = copy_file_atomic(src, dst, mode)
+    doc["files"][key] = copy_file_hashed(src, dst, mode)  # the backup is published by its manifest
     doc["modes"][key] = mode
     return os.path.getsize(dst)
 
@@ -394,6 +396,7 @@ def create(
             atomic_write_json(os.path.join(backup_dir, VENV_MANIFEST), layout)
         doc["residue"] = record_residue(home, rels, backup_dir, doc)  # bytecode: in the manifest, not the count
         doc["dirs"].sort()
+        sync_filesystem(backup_dir)  # every copy durable, once, before the manifest publishes them
         atomic_write_json(os.path.join(backup_dir, MANIFEST), doc)  # last: now the backup is complete
         fsync_dir(backup_root)
     except Exception as exc:

@@ -25,10 +25,11 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.backup import FILES
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_bytes,
-    copy_file_atomic,
+    copy_file_hashed,
     fsync_dir,
     remove_path,
     sha256_file,
+    sync_filesystem,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
@@ -179,13 +180,13 @@ def _stage(source_server: str, new: str, subset: Dict[str, str]) -> None:
             if not os.path.isfile(src):
                 raise SwapError("source file %s named in the manifest is missing; the shipped source is "
                                 "incomplete — re-run the upgrade so it is shipped again" % src)
-            got = copy_file_atomic(src, os.path.join(new, *inner.split("/")))
+            got = copy_file_hashed(src, os.path.join(new, *inner.split("/")))  # published by the swap
             if inner == "__main__.py":
                 faults.fault_point("server.during_staging")  # test seam: a crash with the staging half made
             if got != expected:
                 raise SwapError("source file %s has sha256 %s, the manifest says %s; the shipped source "
                                 "changed after validation — re-run the upgrade" % (src, got, expected))
-        fsync_dir(new)
+        sync_filesystem(new)  # every staged file durable, once, before the swap renames it into place
     except BaseException:
         remove_path(new)
         raise

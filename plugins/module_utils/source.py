@@ -31,6 +31,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     read_json,
     remove_path,
     sha256_file,
+    sync_filesystem,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs
 from ansible_collections.praxis.upgrade.plugins.module_utils.content import IDE_STAGE, PLAN_NAME
@@ -405,6 +406,7 @@ def extract(archive: str, dest: str, manifest: Dict[str, str]) -> dict:
         if problems:
             raise ValueError("archive %s does not match the source manifest (%s); the archive is corrupt "
                              "or from another commit — re-run the upgrade to ship it again" % (archive, problems))
+        sync_filesystem(tmp)  # every unpacked file durable, once, before the rename publishes the tree
         if os.path.lexists(dest):
             remove_path(dest)
         os.replace(tmp, dest)

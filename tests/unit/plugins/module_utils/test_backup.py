@@ -564,3 +564,27 @@ def test_backup_names_are_names_and_foreign_backups_are_refused(tmp_path):
     with pytest.raises(bk.BackupError, match="belongs to the installation"):
         bk.restore(str(copied), str(mine), restore_venv=False)
     assert (mine / "workflows" / "w.md").read_text() == str(mine)  # nothing changed
+
+
+def test_create_flushes_once_not_per_file(install, monkeypatch):
+    """A backup is published by its manifest: its copies need no temp file or fsync each (10k user workflow
+    files cost minutes of fsyncs), only one flush before the manifest. The fsync count does not grow with
+    the number of files, and the flush comes before the manifest is written."""
+    project, home = install
+    calls = []
+    real_fsync, real_write_json = os.fsync, backup.atomic_write_json
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(backup, "sync_filesystem", lambda path: calls.append("sync " + path))
+    monkeypatch.setattr(backup, "atomic_write_json", lambda path, obj, *a: (
+        calls.append("write " + os.path.basename(path)), real_write_json(path, obj, *a))[1])
+
+    small = do_create(project, home, now=NOW)
+    few = calls.count("fsync")
+    for i in range(200):
+        write(os.path.join(home, "workflows", "mine", "phase-%03d.md" % i), "step %d\n" % i)
+    calls.clear()
+    big = do_create(project, home, now=datetime(2026, 11, 24, 10, 16, 0, tzinfo=timezone.utc))
+    assert big["file_count"] == small["file_count"] + 200
+    assert calls.count("fsync") == few, calls
+    assert calls.index("sync " + big["path"]) < calls.index("write MANIFEST.json")
+    assert backup.verify(big["path"])["ok"], "the copies hold the bytes the manifest names"

@@ -238,3 +238,26 @@ def test_fsync_dir_on_directory_and_missing(tmp_path):
     fsync_dir(str(tmp_path))
     with pytest.raises(FileNotFoundError):
         fsync_dir(str(tmp_path / "missing"))
+
+
+def test_copy_file_hashed_copies_mode_and_hash_without_temp_or_fsync(tmp_path, monkeypatch):
+    src = tmp_path / "src.sh"
+    src.write_bytes(b"#!/bin/sh\necho hi\n")
+    os.chmod(src, 0o750)
+    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("a not-yet-published tree is flushed once, later"))
+    dst = tmp_path / "new" / "deep" / "dst.sh"
+    digest = fsutil.copy_file_hashed(str(src), str(dst))
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert dst.read_bytes() == src.read_bytes() and stat.S_IMODE(dst.stat().st_mode) == 0o750
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["dst.sh"]
+    assert fsutil.copy_file_hashed(str(src), str(dst), 0o600) == digest
+    assert stat.S_IMODE(dst.stat().st_mode) == 0o600
+
+
+def test_sync_filesystem_flushes_with_syncfs_or_falls_back_to_sync(tmp_path, monkeypatch):
+    fsutil.sync_filesystem(str(tmp_path))  # the real call: syncfs(2) on Linux
+    synced = []
+    monkeypatch.setattr(os, "sync", lambda: synced.append(True))
+    monkeypatch.setattr(fsutil.ctypes, "CDLL", lambda *a, **k: (_ for _ in ()).throw(OSError("no libc")))
+    fsutil.sync_filesystem(str(tmp_path))
+    assert synced == [True]
