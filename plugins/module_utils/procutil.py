@@ -472,11 +472,15 @@ def start_until_healthy(praxis_home: str, project_dir: str, env: Optional[Dict[s
         budget = timeout if attempt == 1 else max(1.0, end - time.monotonic())  # retries share what is left
         waited = wait_for_server(praxis_home, pid, started_after, budget, log_path=log_path, log_offset=offset)
         waited.update(attempts=attempt, lost_races=lost, log_offset=offset, started_pid=pid)
-        if waited["ok"] or attempt >= attempts or end - time.monotonic() < 1.0:
+        if waited["ok"]:
             return waited
-        if not (is_stopped(pid) and lost_port_race(log_path, offset)):
+        if is_stopped(pid) and lost_port_race(log_path, offset):
+            lost.append(pid)
+        if lost:  # the operator's timeout, not what the last attempt had left of it
+            waited["error"] = ("%d start(s) within %g s, %d lost the port race to another server; the last: %s"
+                               % (attempt, timeout, len(lost), waited["error"]))
+        if attempt >= attempts or end - time.monotonic() < 1.0 or not lost or lost[-1] != pid:
             return waited
-        lost.append(pid)
         sleep(min(jitter(0.2, 1.0) * attempt, max(0.0, end - time.monotonic() - 1.0)))
 
 

@@ -506,3 +506,14 @@ def test_a_port_answered_by_another_server_is_not_health(home: Path, other_home:
     started.append(pid)
     waited = procutil.wait_for_server(str(home), pid, begin, timeout=3)
     assert not waited["ok"] and "does not hold it" in waited["error"], waited["error"]
+
+
+def test_a_start_that_keeps_losing_the_race_names_the_operators_timeout(home: Path, started: List[int]) -> None:
+    """Retries share the timeout; the failure names the operator's value and the lost races, not the
+    remainder the last attempt had (an operator who set 15 s read 'within 11.4955 s')."""
+    waited = procutil.start_until_healthy(str(home), str(home.parent),
+                                          {"FAKE_BEHAVIOUR": "lose-races", "FAKE_LOSSES": "9"}, timeout=20,
+                                          attempts=2, sleep=lambda s: None)
+    started.append(waited["pid"] or 0)
+    assert not waited["ok"] and waited["attempts"] == 2 and len(waited["lost_races"]) == 2
+    assert waited["error"].startswith("2 start(s) within 20 s, 2 lost the port race"), waited["error"]
