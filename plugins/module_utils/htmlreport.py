@@ -42,6 +42,7 @@ FAILED_COLOUR = "#c62828"
 ROLLBACK_COLOUR = "#6d4c41"
 NOT_REACHED = "not_reached"
 NOT_REACHED_NOTE = "no result: unreachable, or its batch never started"
+NO_TIMES_NOTE = "no phase times recorded (no upgrade session)"
 NO_STATUS_NOTE = "no status: unreachable, or not an installation (see the playbook output)"
 RUN_KINDS = ("upgrade", "rollback", "install")
 
@@ -55,6 +56,7 @@ BAR_H = 16
 MIN_BAR_W = 3.0
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
 MAX_TICKS = 10
+TICK_LABEL_W = 64
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -306,7 +308,7 @@ def render_timeline(lines: Sequence[Line], mark_batches: bool = True, missing_no
     out.append('<line x1="%d" y1="%d" x2="%d" y2="%d"/>' % (LABEL_W, AXIS_H - 6, LABEL_W + CHART_W, AXIS_H - 6))
     ticks = [t0] + [epoch + datetime.timedelta(seconds=s) for s in range(first, int(t1.timestamp()) + 1, step)]
     for moment in ticks:
-        if (moment - t0).total_seconds() < span * 0.06 and moment != t0:
+        if moment != t0 and x(moment) - x(t0) < TICK_LABEL_W:
             continue  # too close to the first label to be read
         px = x(moment)
         out.append('<line class="tick" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (px, AXIS_H - 10, px, height))
@@ -347,6 +349,9 @@ def _timeline_row(line: Line, index: int, x, clock, missing_note: str) -> str:
                      % (LABEL_W, top + (ROW_H - BAR_H) / 2, CHART_W, BAR_H, esc("%s: %s" % (line.host, missing_note))))
         parts.append('<text class="unreached-label" x="%d" y="%d">%s</text>'
                      % (LABEL_W + 8, top + ROW_H / 2 + 4, esc(missing_note)))
+    if line.outcome != NOT_REACHED and not line.bars:
+        parts.append('<text class="unreached-label" x="%d" y="%d">%s</text>'
+                     % (LABEL_W + 8, top + ROW_H / 2 + 4, esc(NO_TIMES_NOTE)))
     for bar in line.bars:
         left = x(bar.start)
         width = max(x(bar.end) - left, MIN_BAR_W)

@@ -214,6 +214,15 @@ def test_merge_batch_joins_overlapping_lists_and_keeps_run_order():
     assert hr.merge_batch([["a"]], []) == [["a"]]
 
 
+def test_tick_labels_never_overlap():
+    for end in ("15:03Z", "15:41Z", "17:00Z", "59:59Z"):
+        doc = document()
+        doc["hosts"][1]["session"]["phases"]["cleanup"]["finished_at"] = "2026-11-24T10:" + end
+        page = hr.render_run_html(doc)
+        xs = [float(v) for v in re.findall(r'class="tick-label" x="([\d.]+)"', page)]
+        assert len(xs) >= 2 and all(b - a >= hr.TICK_LABEL_W for a, b in zip(xs, xs[1:])), (end, xs)
+
+
 def test_tick_steps_and_run_start():
     assert hr.tick_step(8) == 1 and hr.tick_step(41) == 5 and hr.tick_step(3000) == 300
     assert hr.tick_step(86400 * 30) >= 86400 * 3
@@ -229,7 +238,7 @@ def test_no_times_at_all_says_so_and_unknown_outcomes_keep_their_name():
 
 def status_document() -> dict:
     return {
-        "run_id": "20261124T120000Z", "kind": "status", "inventory": ["alpha", "beta", "zeta"],
+        "run_id": "20261124T120000Z", "kind": "status", "inventory": ["alpha", "beta", "gamma", "zeta"],
         "hosts": [
             {"host": "alpha", "outcome": "healthy", "installed_commit": "b" * 40, "tools": ["t1", "t2"],
              "server_mode": "process", "lock": None, "session": completed_session(),
@@ -237,6 +246,7 @@ def status_document() -> dict:
             {"host": "beta", "outcome": "unhealthy", "installed_commit": "a" * 40, "tools": [],
              "health_errors": ["<b>no answer</b>"], "server_mode": "none", "lock": {"session_id": "S-x"},
              "lock_status": "stale", "session": rolled_back_session(), "backups": []},
+            {"host": "gamma", "outcome": "healthy", "installed_commit": "b" * 40, "tools": ["t1"], "session": {}},
         ],
     }
 
@@ -245,7 +255,8 @@ def test_status_page_shows_commit_health_tools_session_backups_and_last_sessions
     page = hr.render_html(status_document(), "2026-11-24T12:00:01Z")
     dom = parse(page)
     assert "prAxIs OS fleet status 20261124T120000Z" in page
-    assert [a["data-outcome"] for a in dom.find("tr", "host")] == ["healthy", "unhealthy", "not_reached"]
+    assert [a["data-outcome"] for a in dom.find("tr", "host")] == ["healthy", "unhealthy", "healthy", "not_reached"]
+    assert "no phase times recorded (no upgrade session)" in page and "none recorded" in page
     assert "1 (newest 2026-11-24-101503)" in page and "held by session S-x (stale)" in page
     assert "&lt;b&gt;no answer&lt;/b&gt;" in page and not dom.find("b")
     # bars are the last sessions', coloured by how each ended; no batches on a status page
