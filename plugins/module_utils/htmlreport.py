@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import html
 import re
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES, parse_iso
 
@@ -495,6 +495,69 @@ def _run_notes(line: Line) -> List[str]:
     return notes
 
 
+Cell = Tuple[str, str]  # (attributes of the <td>, its HTML: escaped already)
+RUN_COLUMNS = ("host", "outcome", "batch", "from → to", "failed phase", "reason", "started (UTC)", "duration", "backup",
+               "notes")
+STATUS_COLUMNS = ("host", "health", "commit", "tools", "server mode", "lock", "last session", "backups")
+
+
+def _table(columns: Sequence[str], lines: Sequence[Line], cells_of: Callable[[Line], List[Cell]]) -> str:
+    """The hosts table: a header, then one row per line (`data-host`, `data-outcome` for tests and styles)."""
+    rows = ["<tr>%s</tr>" % "".join("<th>%s</th>" % esc(name) for name in columns)]
+    for line in lines:
+        cells = "".join("<td%s>%s</td>" % (attributes, content) for attributes, content in cells_of(line))
+        rows.append('<tr class="host outcome-%s" data-host="%s" data-outcome="%s">%s</tr>'
+                    % (css_name(line.outcome), esc(line.host), esc(line.outcome), cells))
+    return '<table class="hosts">%s</table>' % "".join(rows)
+
+
+def _run_cells(line: Line) -> List[Cell]:
+    row, session = line.row, line.row.get("session") or {}
+    versions = ""
+    if line.outcome != NOT_REACHED:
+        versions = "<code>%s</code> → <code>%s</code>" % (
+            _short(row.get("installed_commit") or session.get("installed_commit")),
+            _short(row.get("target_commit") or session.get("target_commit")))
+    return [
+        ("", esc(line.host)),
+        ("", _badge(line.outcome)),
+        ("", "" if line.batch is None else str(line.batch)),
+        ("", versions),
+        (' class="failed-phase"', esc(row.get("failed_phase") or "")),
+        (' class="reason"', esc(row.get("reason") or "")),
+        ("", line.bars[0].start.strftime("%H:%M:%S") if line.bars else ""),
+        ("", _wall(line)),
+        ("", "<code>%s</code>" % esc(_backup_of(row))),
+        ("", esc("; ".join(_run_notes(line)))),
+    ]
+
+
+def _status_cells(line: Line) -> List[Cell]:
+    if line.outcome == NOT_REACHED:
+        return [("", esc(line.host)), ("", _badge(line.outcome))] + [("", "")] * 4 + [
+            (' class="reason"', esc(NO_STATUS_NOTE)), ("", "")]
+    row = line.row
+    tools = [str(tool) for tool in row.get("tools") or []]
+    backups = [backup for backup in row.get("backups") or [] if isinstance(backup, dict)]
+    lock = row.get("lock")
+    health = _badge(line.outcome)
+    errors = "; ".join(str(error) for error in row.get("health_errors") or [])
+    if errors:
+        health += '<div class="reason">%s</div>' % esc(errors)
+    return [
+        ("", esc(line.host)),
+        ("", health),
+        ("", "<code>%s</code>" % _short(row.get("installed_commit"))),
+        (' title="%s"' % esc(", ".join(tools)), str(len(tools))),
+        ("", esc(row.get("server_mode") or "")),
+        ("", esc("held by session %s (%s)" % (lock.get("session_id"), row.get("lock_status") or "?")
+                 if isinstance(lock, dict) else "free")),
+        (' class="reason"', _session_cell(row.get("session") or {})),
+        (' title="%s"' % esc("\n".join(b.get("path") or b.get("name") or "" for b in backups)),
+         esc("%d (newest %s)" % (len(backups), backups[-1].get("name")) if backups else "none")),
+    ]
+
+
 def render_run_html(document: dict, generated_at: str = "") -> str:
     """The page of one run report (`upgrade`, `rollback` or `install`; `kind` in the document)."""
     kind = str(document.get("kind") or "upgrade")
@@ -506,22 +569,7 @@ def render_run_html(document: dict, generated_at: str = "") -> str:
         meta += " · written %s" % esc(generated_at)
     if any(line.row.get("check_mode") for line in lines):
         meta += " · <strong>dry run (--check): nothing was changed on the targets</strong>"
-    head = ("<tr><th>host</th><th>outcome</th><th>batch</th><th>from → to</th><th>failed phase</th><th>reason</th>"
-            "<th>started (UTC)</th><th>duration</th><th>backup</th><th>notes</th></tr>")
-    body = []
-    for line in lines:
-        row, session = line.row, line.row.get("session") or {}
-        started = line.bars[0].start.strftime("%H:%M:%S") if line.bars else ""
-        before = row.get("installed_commit") or session.get("installed_commit")
-        after = row.get("target_commit") or session.get("target_commit")
-        body.append(
-            '<tr class="host outcome-%s" data-host="%s" data-outcome="%s">' % (css_name(line.outcome), esc(line.host), esc(line.outcome))
-            + "<td>%s</td><td>%s</td><td>%s</td>" % (esc(line.host), _badge(line.outcome), "" if line.batch is None else line.batch)
-            + ("<td><code>%s</code> → <code>%s</code></td>" % (_short(before), _short(after)) if line.outcome != NOT_REACHED else "<td></td>")
-            + '<td class="failed-phase">%s</td><td class="reason">%s</td>' % (esc(row.get("failed_phase") or ""), esc(row.get("reason") or ""))
-            + "<td>%s</td><td>%s</td><td><code>%s</code></td><td>%s</td></tr>" % (
-                started, _wall(line), esc(_backup_of(row)), esc("; ".join(_run_notes(line)))))
-    table = '<table class="hosts">%s%s</table>' % (head, "".join(body))
+    table = _table(RUN_COLUMNS, lines, _run_cells)
     title = "prAxIs OS %s run %s" % (kind, document.get("run_id") or "?")
     return _page(title, meta, _summary(lines), table, lines, mark_batches=kind in RUN_KINDS)
 
@@ -549,34 +597,7 @@ def render_status_html(document: dict, generated_at: str = "") -> str:
     if generated_at:
         meta += " · written %s" % esc(generated_at)
     meta += " · the timeline shows each host's last session"
-    head = ("<tr><th>host</th><th>health</th><th>commit</th><th>tools</th><th>server mode</th><th>lock</th>"
-            "<th>last session</th><th>backups</th></tr>")
-    body = []
-    for line in lines:
-        row = line.row
-        tools = [str(t) for t in row.get("tools") or []]
-        backups = [b for b in row.get("backups") or [] if isinstance(b, dict)]
-        lock = row.get("lock")
-        lock_text = ""
-        if isinstance(lock, dict):
-            lock_text = "held by session %s (%s)" % (lock.get("session_id"), row.get("lock_status") or "?")
-        elif line.outcome != NOT_REACHED:
-            lock_text = "free"
-        health = _badge(line.outcome)
-        errors = "; ".join(str(e) for e in row.get("health_errors") or [])
-        if errors:
-            health += '<div class="reason">%s</div>' % esc(errors)
-        body.append(
-            '<tr class="host outcome-%s" data-host="%s" data-outcome="%s">' % (css_name(line.outcome), esc(line.host), esc(line.outcome))
-            + "<td>%s</td><td>%s</td><td><code>%s</code></td>" % (
-                esc(line.host), health, _short(row.get("installed_commit")) if line.outcome != NOT_REACHED else "")
-            + '<td title="%s">%s</td>' % (esc(", ".join(tools)), len(tools) if line.outcome != NOT_REACHED else "")
-            + "<td>%s</td><td>%s</td>" % (esc(row.get("server_mode") or ""), esc(lock_text))
-            + '<td class="reason">%s</td>' % (_session_cell(row.get("session") or {}) if line.outcome != NOT_REACHED else esc(NO_STATUS_NOTE))
-            + '<td title="%s">%s</td></tr>' % (
-                esc("\n".join(b.get("path") or b.get("name") or "" for b in backups)),
-                esc("%d (newest %s)" % (len(backups), backups[-1].get("name")) if backups else "none")))
-    table = '<table class="hosts">%s%s</table>' % (head, "".join(body))
+    table = _table(STATUS_COLUMNS, lines, _status_cells)
     title = "prAxIs OS fleet status %s" % (document.get("run_id") or "?")
     return _page(title, meta, _summary(lines), table, lines, mark_batches=False, missing_note=NO_STATUS_NOTE)
 
