@@ -147,7 +147,7 @@ def host_bars(row: dict, since: Optional[datetime.datetime] = None) -> Tuple[Lis
     reason = row.get("reason") or rollback.get("reason") or session.get("reason") or ""
     if rollback_start is not None:
         if failed:
-            begun = max([bar.end for bar in bars] + ([since] if since else []), default=rollback_start)
+            begun = max([drawn.end for drawn in bars] + ([since] if since else []), default=rollback_start)
             bars.append(Bar(failed, "failed", min(begun, rollback_start), rollback_start, reason))
         rollback_end = _time(rollback.get("finished_at")) or _time(row.get("recorded_at")) or rollback_start
         backup = rollback.get("backup_path") or ""
@@ -157,7 +157,7 @@ def host_bars(row: dict, since: Optional[datetime.datetime] = None) -> Tuple[Lis
         done = _time(row.get("recorded_at"))
         if done is not None and done >= since:
             bars.append(Bar("preflight", "done", since, done))
-    bars.sort(key=lambda bar: (bar.start, bar.end))
+    bars.sort(key=lambda drawn: (drawn.start, drawn.end))
     return bars, earlier
 
 
@@ -255,22 +255,22 @@ def _clock(moment: datetime.datetime) -> str:
     return moment.strftime("%H:%M:%S")
 
 
-def _bar_title(line: Line, bar: Bar) -> str:
-    what = {"done": bar.phase, "failed": "%s FAILED" % bar.phase, "rollback": "rollback"}[bar.kind]
-    text = "%s — %s: %s → %s UTC (%s)" % (line.host, what, bar.start.strftime("%Y-%m-%d %H:%M:%S"),
-                                          _clock(bar.end), _seconds(bar.end - bar.start))
-    if bar.note:
-        text += "\n" + bar.note
+def _bar_title(line: Line, drawn: Bar) -> str:
+    what = {"done": drawn.phase, "failed": "%s FAILED" % drawn.phase, "rollback": "rollback"}[drawn.kind]
+    text = "%s — %s: %s → %s UTC (%s)" % (line.host, what, drawn.start.strftime("%Y-%m-%d %H:%M:%S"),
+                                          _clock(drawn.end), _seconds(drawn.end - drawn.start))
+    if drawn.note:
+        text += "\n" + drawn.note
     return text
 
 
 def render_timeline(lines: Sequence[Line], mark_batches: bool = True, missing_note: str = NOT_REACHED_NOTE) -> str:
     """The SVG timeline; a paragraph instead when no host has a recorded time."""
-    timed = [bar for line in lines for bar in line.bars]
+    timed = [drawn for line in lines for drawn in line.bars]
     if not timed:
         return '<p class="no-timeline">No phase times were recorded for any host.</p>'
-    t0 = min(bar.start for bar in timed)
-    t1 = max(bar.end for bar in timed)
+    t0 = min(drawn.start for drawn in timed)
+    t1 = max(drawn.end for drawn in timed)
     span = max((t1 - t0).total_seconds(), 1.0)
 
     def x(moment: datetime.datetime) -> float:
@@ -352,19 +352,19 @@ def _timeline_row(line: Line, index: int, x, clock, missing_note: str) -> str:
     if line.outcome != NOT_REACHED and not line.bars:
         parts.append('<text class="unreached-label" x="%d" y="%d">%s</text>'
                      % (LABEL_W + 8, top + ROW_H / 2 + 4, esc(NO_TIMES_NOTE)))
-    for bar in line.bars:
-        left = x(bar.start)
-        width = max(x(bar.end) - left, MIN_BAR_W)
-        classes = "bar phase-%s kind-%s outcome-%s" % (css_name(bar.phase), bar.kind, css_name(line.bar_outcome))
+    for drawn in line.bars:
+        left = x(drawn.start)
+        width = max(x(drawn.end) - left, MIN_BAR_W)
+        classes = "bar phase-%s kind-%s outcome-%s" % (css_name(drawn.phase), drawn.kind, css_name(line.bar_outcome))
         parts.append('<rect class="%s" data-phase="%s" data-kind="%s" data-start="%s" data-end="%s" x="%.1f" y="%.1f" '
                      'width="%.1f" height="%d" rx="2"><title>%s</title></rect>'
-                     % (classes, esc(bar.phase), bar.kind, bar.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                        bar.end.strftime("%Y-%m-%dT%H:%M:%SZ"), left, top + (ROW_H - BAR_H) / 2, width, BAR_H,
-                        esc(_bar_title(line, bar))))
-        label = ("✕ " if bar.kind == "failed" else "") + bar.phase
+                     % (classes, esc(drawn.phase), drawn.kind, drawn.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        drawn.end.strftime("%Y-%m-%dT%H:%M:%SZ"), left, top + (ROW_H - BAR_H) / 2, width, BAR_H,
+                        esc(_bar_title(line, drawn))))
+        label = ("✕ " if drawn.kind == "failed" else "") + drawn.phase
         if width >= 7 * len(label) + 6:
             parts.append('<text class="bar-label" x="%.1f" y="%d">%s</text>' % (left + 3, top + ROW_H / 2 + 4, esc(label)))
-        elif bar.kind == "failed":  # too narrow for the name: the mark alone, above the bar's start
+        elif drawn.kind == "failed":  # too narrow for the name: the mark alone, above the bar's start
             parts.append('<text class="failed-mark" x="%.1f" y="%d">✕</text>' % (left, top + 9))
     parts.append("</g>")
     return "".join(parts)
@@ -468,7 +468,7 @@ def _short(commit: object) -> str:
 def _wall(line: Line) -> str:
     if not line.bars:
         return ""
-    return _seconds(max(bar.end for bar in line.bars) - line.bars[0].start)
+    return _seconds(max(drawn.end for drawn in line.bars) - line.bars[0].start)
 
 
 def _backup_of(row: dict) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
 
@@ -95,9 +94,9 @@ def test_browser_layout_orders_by_start_time_and_paints_outcomes(run: SimpleName
     assert min(b["start"] for b in bars if b["host"] == "alpha") >= max(b["end"] for b in bars if b["host"] == "gamma")
     widths = {(b["host"], b["phase"]): b["width"] for b in bars}
     assert widths[("beta", "rollback")] > 0 and all(w >= 2.5 for w in widths.values())
-    for bar in bars:
-        if bar["kind"] == "done":
-            assert bar["fill"] == FILLS[next(r["outcome"] for r in shown["rows"] if r["host"] == bar["host"])], bar
+    for drawn in bars:
+        if drawn["kind"] == "done":
+            assert drawn["fill"] == FILLS[next(r["outcome"] for r in shown["rows"] if r["host"] == drawn["host"])], drawn
     failed = [b for b in bars if b["kind"] == "failed"]
     assert len(failed) == 1 and failed[0]["fill"].startswith("url(") and "failed-hatch" in failed[0]["fill"]
     assert "validate FAILED" in failed[0]["title"] and EVIL_TOOL in failed[0]["title"]  # the hover text
