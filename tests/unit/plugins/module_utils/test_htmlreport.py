@@ -194,12 +194,12 @@ def test_resumed_session_draws_only_this_runs_phases():
 
 
 def test_phase_without_start_uses_its_duration_and_a_rollback_before_any_phase():
-    bars, _earlier = hr.host_bars({"session": {"phases": {"preflight": {"finished_at": "2026-11-24T10:15:02Z",
-                                                                 "duration_s": 2}}}})
+    one_phase = {"session": {"phases": {"preflight": {"finished_at": "2026-11-24T10:15:02Z", "duration_s": 2}}}}
+    bars, _earlier = hr.host_bars(one_phase)
     assert [(b.start, b.end) for b in bars] == [(at("2026-11-24T10:15:00Z"), at("2026-11-24T10:15:02Z"))]
-    bars, _earlier = hr.host_bars({"failed_phase": "backup", "started_at": "2026-11-24T10:15:00Z",
-                            "session": {"rollback": {"started_at": "2026-11-24T10:15:03Z"}},
-                            "recorded_at": "2026-11-24T10:15:05Z"})
+    failed_early = {"failed_phase": "backup", "started_at": "2026-11-24T10:15:00Z",
+                    "session": {"rollback": {"started_at": "2026-11-24T10:15:03Z"}}, "recorded_at": "2026-11-24T10:15:05Z"}
+    bars, _earlier = hr.host_bars(failed_early)
     assert [(b.phase, b.kind, b.start.second, b.end.second) for b in bars] == [
         ("backup", "failed", 0, 3), ("rollback", "rollback", 3, 5)]
 
