@@ -29,7 +29,7 @@ PY312 ?= $(or $(lastword $(sort $(wildcard $(or $(shell pyenv root 2>/dev/null),
 MATRIX_PY_$(MATRIX_OLDEST) := $(PY)
 MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
 
-.PHONY: help setup demo test test-suite lint sanity units unit integration faults molecule release-test matrix \
+.PHONY: help setup browser demo test test-suite lint sanity units unit integration faults molecule release-test matrix \
 	leftovers release bench clean
 
 help:
@@ -37,7 +37,18 @@ help:
 	@echo "make test    run the whole test suite"
 	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
 
-setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp
+setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp browser
+
+# The HTML run report is checked in a real headless browser (tests/integration/test_html_report.py fails
+# without one): Chromium from the Debian packages, installed when missing (root, or passwordless sudo).
+CHROMIUM_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || test -n "$$PRAXIS_CHROMIUM" || { \
+	  echo "installing chromium (Debian package) for the HTML report test"; \
+	  if [ "$$(id -u)" = 0 ]; then $(CHROMIUM_INSTALL); \
+	  elif sudo -n true 2>/dev/null; then sudo sh -c '$(CHROMIUM_INSTALL)'; \
+	  else echo "chromium is missing and cannot be installed without root. Next: sudo apt-get install chromium," \
+	    "or set PRAXIS_CHROMIUM=/path/to/chromium" >&2; exit 2; fi; }
 
 $(VENV)/.stamp: requirements/dev.txt
 	$(PY) -m venv $(VENV)

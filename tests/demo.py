@@ -44,7 +44,8 @@ def first_batch_diff(stdout: str) -> str:
     return "\n\n".join(shown)
 
 
-def run(fleet: Fleet, title: str, *args: str) -> None:
+def run(fleet: Fleet, title: str, *args: str) -> Path:
+    """Run the upgrade, print its recap and Markdown run report; return the run's HTML report."""
     banner(title)
     started = time.monotonic()
     result = fleet.upgrade("v2", *args)
@@ -59,6 +60,7 @@ def run(fleet: Fleet, title: str, *args: str) -> None:
         raise SystemExit(f"demo: ansible-playbook failed with exit code {result.returncode}")
     report = fleet.reports()[-1].with_suffix(".md")
     print(f"\n{report.read_text()}\n(report: {report}; {elapsed:.1f} s)")
+    return report.with_suffix(".html")
 
 
 def main() -> int:
@@ -81,7 +83,7 @@ def main() -> int:
         user_files = {h.name: {rel: sha256(h.project / rel) for rel in h.install["user_files"] if rel != ".gitignore"}
                       for h in fleet.hosts}
         run(fleet, "Dry run: what would change (--check --diff writes nothing on the targets)", "--check", "--diff")
-        run(fleet, "Upgrading the fleet to v2 (canary first: serial 1, 25%, 100%)")
+        page = run(fleet, "Upgrading the fleet to v2 (canary first: serial 1, 25%, 100%)")
         for host in fleet.hosts:
             kept = sum(sha256(host.project / rel) == digest for rel, digest in user_files[host.name].items())
             conflict = host.home / (fx.LOCALLY_MODIFIED_CONFLICT + ".upstream")
@@ -92,6 +94,7 @@ def main() -> int:
     finally:
         fleet.stop()
     banner(f"Done. Projects, reports and logs stay in {WORKDIR}")
+    print(f"The upgrade's HTML report (hosts, phase timeline; open it in a browser):\n  {page}")
     return 0
 
 

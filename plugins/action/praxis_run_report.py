@@ -25,10 +25,13 @@ class ActionModule(ActionBase):
         args = self.validate_argument_spec(argument_spec=RUN_REPORT_ARGS)[1]
         row = dict(args["row"], check_mode=args["check_mode_run"])
         try:
+            # the row's serial batch, as Ansible sees it now (the HTML timeline marks batches)
+            batch = (task_vars or {}).get("ansible_play_batch")
             written = merge_run_row(os.path.expanduser(args["report_dir"]), args["run_id"], args["host"], row,
-                                    args["hosts"], args["source"])
+                                    args["hosts"], args["source"], kind=args["kind"],
+                                    batch=[str(name) for name in batch] if isinstance(batch, list) else None)
         except (OSError, ValueError) as exc:
             raise AnsibleActionFail("could not write the run report in %s: %s; check the directory and re-run"
                                     % (args["report_dir"], exc))
-        result.update(changed=False, json=written["json"], markdown=written["markdown"])
+        result.update(changed=False, json=written["json"], markdown=written["markdown"], html=written["html"])
         return result

@@ -10,6 +10,7 @@ import fcntl
 import os
 from typing import Callable, Dict, Iterable, List, Optional
 
+from ansible_collections.praxis.upgrade.plugins.module_utils import htmlreport
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
@@ -190,28 +191,45 @@ RUN_REPORT_ARGS = dict(
     hosts=dict(type="list", elements="str", default=[]),
     source=dict(type="dict", default={}),
     check_mode_run=dict(type="bool", default=False),
+    kind=dict(type="str", default="upgrade", choices=["upgrade", "rollback", "install", "status"]),
 )
 
 
-def merge_run_row(report_dir: str, run_id: str, host: str, row: dict, hosts: Iterable[str], source: dict) -> dict:
-    """Add or replace `host`'s row in the run report, under a lock (forks write concurrently)."""
+def run_report_paths(report_dir: str, run_id: str, kind: str = "upgrade") -> Dict[str, str]:
+    """`<report_dir>/<kind>-<run_id>.{json,md,html}`."""
+    stem = os.path.join(report_dir, "%s-%s" % (kind, run_id))
+    return {"json": stem + ".json", "markdown": stem + ".md", "html": stem + ".html"}
+
+
+def merge_run_row(report_dir: str, run_id: str, host: str, row: dict, hosts: Iterable[str], source: dict,
+                  kind: str = "upgrade", batch: Optional[Iterable[str]] = None) -> dict:
+    """Add or replace `host`'s row in the run report, under a lock (forks write concurrently).
+
+    `batch`: the hosts of the row's serial batch (`ansible_play_batch`), merged into the report's
+    `batches`. The JSON, the Markdown and the HTML page are rewritten together after every row.
+    """
     os.makedirs(report_dir, exist_ok=True)
-    json_path = os.path.join(report_dir, "upgrade-%s.json" % run_id)
-    md_path = os.path.join(report_dir, "upgrade-%s.md" % run_id)
+    paths = run_report_paths(report_dir, run_id, kind)
+    json_path = paths["json"]
     with open(json_path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         document = read_json(json_path, "run report") if os.path.exists(json_path) else {}
         document.setdefault("run_id", run_id)
+        document["kind"] = kind
         document["source"] = source
         known = list(document.get("inventory") or [])
         document["inventory"] = known + [name for name in hosts if name not in known]
+        if batch is not None:
+            document["batches"] = htmlreport.merge_batch(document.get("batches") or [], list(batch) + [host])
         rows = {r["host"]: r for r in document.get("hosts") or []}
         rows[host] = dict(row, host=host, recorded_at=utc_stamp())
         document["hosts"] = [rows[name] for name in document["inventory"] if name in rows]
         document["hosts"] += [r for name, r in sorted(rows.items()) if name not in document["inventory"]]
         atomic_write_json(json_path, document)
-        atomic_write_bytes(md_path, render_run_markdown(document).encode("utf-8"))
-    return {"json": json_path, "markdown": md_path, "document": document}
+        markdown = render_status_markdown(document) if kind == "status" else render_run_markdown(document)
+        atomic_write_bytes(paths["markdown"], markdown.encode("utf-8"))
+        atomic_write_bytes(paths["html"], htmlreport.render_html(document, utc_stamp()).encode("utf-8"))
+    return dict(paths, document=document)
 
 
 def _row_cells(row: dict) -> List[str]:
@@ -250,7 +268,7 @@ def render_run_markdown(document: dict) -> str:
     source = document.get("source") or {}
     rows = {r["host"]: r for r in document.get("hosts") or []}
     lines = [
-        "# prAxIs OS upgrade run %s" % document.get("run_id"),
+        "# prAxIs OS %s run %s" % (document.get("kind") or "upgrade", document.get("run_id")),
         "",
         "Target: `%s` (%s) from `%s`" % ((source.get("commit") or "?")[:12], source.get("describe"), source.get("path")),
         "",
@@ -262,5 +280,31 @@ def render_run_markdown(document: dict) -> str:
             cells = _row_cells(rows[name])
         else:
             cells = [name, "not_reached", "", "", "", "", "", "no result: unreachable, or its batch never started"]
+        lines.append("| " + " | ".join(" ".join(str(c).replace("|", "/").split()) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_status_markdown(document: dict) -> str:
+    """The fleet status (`kind: status`) as a Markdown table: one row per inventory host."""
+    rows = {r["host"]: r for r in document.get("hosts") or []}
+    lines = [
+        "# prAxIs OS fleet status %s" % document.get("run_id"),
+        "",
+        "| host | health | commit | tools | server mode | lock | last session | backups |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in document.get("inventory") or []:
+        row = rows.get(name)
+        if row is None:
+            cells = [name, "not_reached", "", "", "", "", "no result: unreachable", ""]
+        else:
+            session = row.get("session") or {}
+            lock = row.get("lock")
+            cells = [
+                name, row.get("outcome", "?"), (row.get("installed_commit") or "?")[:7], str(len(row.get("tools") or [])),
+                row.get("server_mode") or "", "session %s" % lock.get("session_id") if isinstance(lock, dict) else "free",
+                "%s %s %s" % (session.get("status") or "none", session.get("finished_at") or "", session.get("reason") or ""),
+                str(len(row.get("backups") or [])),
+            ]
         lines.append("| " + " | ".join(" ".join(str(c).replace("|", "/").split()) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -131,6 +131,12 @@ ansible_facts:
       C(ansible.builtin.setup) with C(fact_path=<praxis_home>/.cache/facts.d) would set it.
   returned: success
   type: dict
+started_at:
+  description: When preflight began on the target (UTC ISO-8601, the target's clock); the upgrade records it as
+    the start of the C(preflight) phase and the run report's timeline starts this host's row there.
+  returned: always
+  type: str
+  sample: "2026-11-24T10:15:00Z"
 server_mode:
   description: Resolved server mode (C(none), C(process) or C(systemd)).
   returned: always
@@ -315,6 +321,7 @@ class Preflight:
         self.problems = []
         self.notes = []
         self.facts = dict(
+            started_at=states.iso(),  # when this host's run began (its phase timeline starts here)
             praxis_home=None, installed=False, installed_commit=None, installed_requirements_sha256=None,
             venv_python=None, venv_python_version=None, disk_free_bytes=None, disk_needed_bytes=None,
             backup_bytes=None, lock=None, lock_status=None, lock_reason=None, last_session=None, resume=False,

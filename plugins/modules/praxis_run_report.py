@@ -9,11 +9,18 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: praxis_run_report
-short_description: Add one target's row to the controller-side report of an upgrade run
+short_description: Add one target's row to the controller-side report of a run
 description:
-  - Maintains C(<report_dir>/upgrade-<run_id>.json) and C(.md) on the controller, one row per target,
+  - Maintains C(<report_dir>/<kind>-<run_id>.json), C(.md) and C(.html) on the controller, one row per target,
     rewritten after every row so the report is complete even when the run stops early (a failed canary
     batch, an unreachable host). Inventory hosts without a row are shown as not reached.
+  - The HTML page is self-contained (inline CSS and SVG, no script, no network) - the per-host table and a
+    timeline with one row per host and one bar per phase on a shared wall-clock axis, serial batches marked
+    (the row's batch is taken from C(ansible_play_batch)), colours by outcome, the failure reason on hover.
+    Phase times come from the row's C(session) (each phase's C(started_at)/C(finished_at), the rollback's),
+    the row's C(started_at) (when preflight began on the target) and C(recorded_at).
+  - With O(kind=status) the rows are the fleet's current state (C(playbooks/status.yml)) and the page is the
+    status page.
   - An action plugin does the work on the controller itself (no module is shipped anywhere); concurrent
     forks are serialised with a file lock. It writes in check mode too, since it only touches the controller.
   - C(changed) is always false, also from the action plugin; the report is the run's own bookkeeping on
@@ -51,6 +58,14 @@ options:
     description: Whether the playbook runs in check mode (the report is still written on the controller).
     type: bool
     default: false
+  kind:
+    description:
+      - What kind of run the report is about; the files are named C(<kind>-<run_id>.*).
+      - C(status) is the read-only fleet status of C(playbooks/status.yml) (rows with C(installed_commit),
+        C(tools), C(lock), C(session), C(backups)).
+    type: str
+    default: upgrade
+    choices: [upgrade, rollback, install, status]
 attributes:
   action:
     support: full
@@ -88,6 +103,11 @@ markdown:
   returned: always
   type: str
   sample: /home/ops/praxis-reports/upgrade-20261124T101500Z-3f9a1c2.md
+html:
+  description: Path of the HTML run report (per-host table and timeline, self-contained).
+  returned: always
+  type: str
+  sample: /home/ops/praxis-reports/upgrade-20261124T101500Z-3f9a1c2.html
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -102,10 +122,11 @@ def main():
     params = module.params
     row = dict(params["row"], check_mode=params["check_mode_run"])
     try:
-        written = merge_run_row(params["report_dir"], params["run_id"], params["host"], row, params["hosts"], params["source"])
+        written = merge_run_row(params["report_dir"], params["run_id"], params["host"], row, params["hosts"], params["source"],
+                                kind=params["kind"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg="could not write the run report in %s: %s; check the directory and re-run" % (params["report_dir"], exc))
-    module.exit_json(changed=False, json=written["json"], markdown=written["markdown"])
+    module.exit_json(changed=False, json=written["json"], markdown=written["markdown"], html=written["html"])
 
 
 if __name__ == "__main__":
