@@ -40,7 +40,7 @@ VERSION = GALAXY["version"]
 
 # what the tarball must hold, and what must stay out of it (developer and test files)
 SHIPPED = ["README.md", "COPYING", "CHANGELOG.rst", "changelogs/changelog.yaml", "bindep.txt", "meta/runtime.yml",
-           "meta/execution-environment.yml", "playbooks/upgrade.yml", "playbooks/rollback.yml",
+           "meta/execution-environment.yml", "playbooks/upgrade.yml", "playbooks/rollback.yml", "playbooks/install.yml",
            "playbooks/status.yml", "docs/execution-environment/execution-environment.yml"]
 KEPT_OUT = ["tests/", "scripts/", "extensions/", "bench/", "requirements/", ".ci/", "changelogs/fragments/",
             "Makefile", "ansible.cfg", "pytest.ini", ".ansible-lint", ".gitignore", ".venv/", ".build/", ".cache/"]
