@@ -26,7 +26,7 @@ description:
     venv (C(python -m venv)). An unfinished install found there (its run gone) is undone first.
   - O(state=undone) - stops this project's server (verified pid, or the unit), removes everything the journal
     does not list, restores the project files, removes the installation directory when the install created
-    it: the project exactly as before. Idempotent; the journal goes last. Refused while another live run holds
+    it, so the project is exactly as before. Idempotent; the journal goes last. Refused while another live run holds
     the lock.
   - O(state=completed) - removes the install's staging, releases the lock, removes the journal.
   - O(state=adopted) - records C(VERSION.txt) and the base manifest of a docs-made installation (the commit

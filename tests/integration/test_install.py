@@ -201,3 +201,16 @@ def test_install_then_upgrade_then_rollback(make_fleet: Any) -> None:
     assert rolled.returncode == 0, output(rolled)[-6000:]
     assert sorted(probe_http(host.project)["tools"]) == fx.EXPECTED_TOOLS["v1"]
     assert host.version_commit() == commit_of(v1)
+
+
+def test_an_install_killed_midway_is_undone_by_the_next_run_which_installs(make_fleet: Any) -> None:
+    fleet = make_fleet("install-killed")
+    host = fleet.add_project("h", PROJECT_FILES)
+    source = fleet.source("v1")
+    killed = fleet.install("v1", env={"PRAXIS_FAULT_POINT": "server.during_pip"})
+    assert killed.returncode != 0
+    assert (host.home / ".install-journal.json").exists() and (host.home / ".upgrade-lock").exists()
+    proc = fleet.install("v1")
+    assert proc.returncode == 0, output(proc)[-6000:]
+    assert_installed(host, source, "v1")
+    assert read_json(host.project / ".cursor" / "mcp.json")["mcpServers"]["github"]  # restored, then installed
