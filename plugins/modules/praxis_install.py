@@ -33,6 +33,8 @@ description:
     C(installs) identifies, its installer's files as base), under the lock; no framework file changes.
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   state:
     description: What to do.
