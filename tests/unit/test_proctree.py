@@ -42,7 +42,9 @@ def test_kill_run_takes_setsid_workers_and_spares_what_it_is_told() -> None:
     try:
         assert set(proctree.descendants(proc.pid)) >= {plain, worker, spared}
         assert "keep-me" in proctree.cmdline(spared)
-        keep = lambda pid: "keep-me" in proctree.cmdline(pid)  # noqa: E731
+        def keep(pid: int) -> bool:
+            return "keep-me" in proctree.cmdline(pid)
+
         assert spared not in proctree.descendants(proc.pid, keep)
 
         proctree.kill_run(proc.pid, spare=keep)
