@@ -42,6 +42,7 @@ def test_kill_run_takes_setsid_workers_and_spares_what_it_is_told() -> None:
     try:
         assert set(proctree.descendants(proc.pid)) >= {plain, worker, spared}
         assert "keep-me" in proctree.cmdline(spared)
+
         def keep(pid: int) -> bool:
             return "keep-me" in proctree.cmdline(pid)
 
