@@ -85,6 +85,17 @@ class Fleet:
         self.hosts.append(host)
         return host
 
+    def add_project(self, name: str, files: dict[str, str] | None = None, http: bool = False) -> Host:
+        """A project with no installation yet (for install.yml), holding `files` ({project rel path: text})."""
+        project = self.workdir / "projects" / name
+        project.mkdir(parents=True)
+        for rel, text in (files or {}).items():
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            (project / rel).write_text(text, encoding="utf-8")
+        host = Host(name, project, {}, http)
+        self.hosts.append(host)
+        return host
+
     def inventory(self, **group_vars: Any) -> Path:
         path = self.workdir / "inventory.yml"
         hosts = {
@@ -114,6 +125,10 @@ class Fleet:
     def upgrade(self, version: str = "v2", *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
         extra = dict(kwargs.pop("extra", None) or {}, praxis_source=str(self.source(version)))
         return self.playbook("upgrade.yml", *args, extra=extra, **kwargs)
+
+    def install(self, version: str = "v1", *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+        extra = dict(kwargs.pop("extra", None) or {}, praxis_source=str(self.source(version)))
+        return self.playbook("install.yml", *args, extra=extra, **kwargs)
 
     def reports(self) -> list[Path]:
         return sorted((self.workdir / "reports").glob("upgrade-*.json"), key=lambda p: p.stat().st_mtime)

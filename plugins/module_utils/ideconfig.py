@@ -14,6 +14,9 @@ is still moved to the new key: the new version's installer decides the key); loc
 upstream changed -> conflict, per policy (keep_local writes `<file>.upstream` beside it).
 An absent `.cursorrules` or `.cursor/mcp.json`, or an mcp.json without the installer's entry, is never
 created: the upgrade migrates what the installer wrote, it does not re-add what the user removed.
+A fresh install (`create=True`, playbooks/install.yml) writes them as the installer does: an absent
+`.cursorrules` is created, and the server entry is added to `.cursor/mcp.json` (created when absent),
+every other entry kept.
 """
 
 from __future__ import annotations
@@ -56,9 +59,13 @@ def _item(rel: str, kind: str, note: str, local: Optional[bytes]) -> dict:
     return {"path": rel, "class": kind, "note": note, "local_sha256": _sha(local) if local is not None else None}
 
 
-def _plan_rules(project_dir: str, ide: Mapping, base: Mapping, writes: Dict[str, bytes]) -> Tuple[dict, Optional[bytes]]:
+def _plan_rules(project_dir: str, ide: Mapping, base: Mapping, writes: Dict[str, bytes],
+                create: bool = False) -> Tuple[dict, Optional[bytes]]:
     local = _read(os.path.join(project_dir, CURSORRULES))
     upstream = ide.get("cursorrules") or None
+    if local is None and create and upstream:
+        writes[CURSORRULES] = upstream["text"].encode("utf-8")
+        return _item(CURSORRULES, "add", "created as the installer does", None), None
     if local is None:
         return _item(CURSORRULES, "absent", "no .cursorrules in the project: not created", None), None
     if not upstream:
@@ -87,10 +94,14 @@ def _dump(doc: Mapping, original: bytes) -> bytes:
     return (text + ("\n" if original.endswith(b"\n") else "")).encode("utf-8")
 
 
-def _plan_mcp(project_dir: str, ide: Mapping, base: Mapping, writes: Dict[str, bytes]) -> Tuple[dict, Optional[bytes]]:
+def _plan_mcp(project_dir: str, ide: Mapping, base: Mapping, writes: Dict[str, bytes],
+              create: bool = False) -> Tuple[dict, Optional[bytes]]:
     path = os.path.join(project_dir, *MCP_JSON.split("/"))
     local = _read(path)
     mcp = ide.get("mcp") or None
+    if local is None and create and mcp and not os.path.lexists(path):
+        writes[MCP_JSON] = json.dumps({"mcpServers": {mcp["key"]: mcp["value"]}}, indent=2).encode("utf-8")
+        return _item(MCP_JSON, "add", "created with entry %s, as the installer does" % mcp["key"], None), None
     if local is None:
         return _item(MCP_JSON, "absent", "no .cursor/mcp.json in the project: not created", None), None
     if not mcp:
@@ -105,6 +116,10 @@ def _plan_mcp(project_dir: str, ide: Mapping, base: Mapping, writes: Dict[str, b
     new_key, new_value = mcp["key"], mcp["value"]
     keys = [new_key] + [k for k in ide.get("mcp_keys") or () if k != new_key]
     found = next((k for k in keys if k in servers), None)
+    if found is None and create:
+        writes[MCP_JSON] = _dump(dict(doc, mcpServers=dict(servers, **{new_key: new_value})), local)
+        return _item(MCP_JSON, "add", "entry %s added; your %d other entr%s kept" % (
+            new_key, len(servers), "y" if len(servers) == 1 else "ies"), local), None
     if found is None:
         return _item(MCP_JSON, "absent", "no prAxIs OS entry (%s): not added" % ", ".join(keys), local), None
     kind = three_way(entry_digest(servers[found]), base.get("mcp_entry"), mcp["entry"],
@@ -124,12 +139,13 @@ def _plan_mcp(project_dir: str, ide: Mapping, base: Mapping, writes: Dict[str, b
     return item, _dump(upstream_doc, local) if kind == "conflict" else None
 
 
-def plan(project_dir: str, ide: Optional[Mapping], base: Optional[Mapping], policy: str) -> dict:
+def plan(project_dir: str, ide: Optional[Mapping], base: Optional[Mapping], policy: str, create: bool = False) -> dict:
     """What the upgrade writes to the IDE config: {"items", "writes": {rel: bytes}, "conflicts"}.
 
     `ide`: the new version's installer output (praxis_source `ide`); `base`: what the installed
     version's installer wrote ({"cursorrules": sha256, "mcp_entry": digest}, {} when unknown).
     Conflicts follow `policy` (keep_local: `<rel>.upstream` beside; take_upstream: replaced; fail: listed).
+    `create` (a fresh install): what is absent is written as the installer writes it.
     """
     writes: Dict[str, bytes] = {}
     items: List[dict] = []
@@ -137,7 +153,7 @@ def plan(project_dir: str, ide: Optional[Mapping], base: Optional[Mapping], poli
     if not ide:
         return {"items": items, "writes": writes, "conflicts": conflicts}
     for planner in (_plan_rules, _plan_mcp):
-        item, upstream = planner(project_dir, ide, base or {}, writes)
+        item, upstream = planner(project_dir, ide, base or {}, writes, create)
         items.append(item)
         if item["class"] == "conflict" and upstream is not None:
             conflicts.append(item["path"])

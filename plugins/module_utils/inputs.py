@@ -50,11 +50,11 @@ class Var(NamedTuple):
     roles: Tuple[str, ...] = ()  # phase roles that read it (their meta/argument_specs.yml list it)
 
 
-ALL = ("preflight", "backup", "content", "server", "validate", "cleanup", "rollback")
+ALL = ("preflight", "backup", "content", "server", "validate", "cleanup", "rollback", "install")
 
 VARIABLES: Tuple[Var, ...] = (
     Var("praxis_source", "path", None, "Controller path of the prAxIs OS source checkout to install (a clean git "
-        "work tree). Required by C(upgrade.yml)."),
+        "work tree). Required by C(upgrade.yml) and C(install.yml)."),
     Var("praxis_project_dir", "path", None, "Absolute path of the project holding the installation, per host (one "
         "inventory host per installation).", required=True, check="absolute", roles=ALL),
     Var("praxis_home_name", "str", ".praxis-os", "Name of the installation directory inside the project.",
@@ -63,46 +63,51 @@ VARIABLES: Tuple[Var, ...] = (
         "C(praxis_project_dir) and C(praxis_home_name); do not set it.", check=DERIVED, roles=ALL),
     Var("praxis_server_mode", "str", "auto", "How the server is restarted: C(auto) (systemd if a unit is set, else "
         "process if this project's http server runs, else none), C(none), C(process) or C(systemd).",
-        choices=("auto", "none", "process", "systemd"), roles=("preflight", "rollback")),
+        choices=("auto", "none", "process", "systemd"), roles=("preflight", "rollback", "install")),
     Var("praxis_systemd_unit", "str", "", "systemd unit running the server (systemd mode).",
-        roles=("preflight", "server", "rollback")),
+        roles=("preflight", "server", "rollback", "install")),
     Var("praxis_systemd_scope", "str", "system", "Scope of that unit.", choices=("system", "user"),
-        roles=("server", "rollback")),
+        roles=("server", "rollback", "install")),
     Var("praxis_server_env", "dict", {}, "Environment (names to string values) for every server start and stdio "
         "probe, for example C(HF_HUB_OFFLINE: \"1\").", check="env", roles=("preflight", "server", "validate",
-                                                                            "rollback")),
+                                                                            "rollback", "install")),
     Var("praxis_health_timeout", "int", 90, "Seconds to wait for a healthy MCP answer (a real server needs 60 or "
-        "more).", minimum=1, roles=("preflight", "server", "validate", "rollback")),
+        "more).", minimum=1, roles=("preflight", "server", "validate", "rollback", "install")),
     Var("praxis_expected_tools", "list", [], "Tool names the upgraded server must list.", elements="str",
-        roles=("validate",)),
+        roles=("validate", "install")),
     Var("praxis_min_tools", "int", 1, "Least number of tools the upgraded server must list.", minimum=0,
-        roles=("validate",)),
+        roles=("validate", "install")),
     Var("praxis_smoke_calls", "list", ["get_server_info"], "Tools called without arguments after the upgrade; "
-        "each must answer without an error.", elements="str", roles=("validate",)),
+        "each must answer without an error.", elements="str", roles=("validate", "install")),
     Var("praxis_search_query", "str", "workflow standards", "Query of a C(search_standards) call that must return "
         "at least one result after the upgrade (the new server's search index is rebuilt when standards or "
-        "mcp_server changed); an empty string disables the check.", roles=("validate",)),
+        "mcp_server changed); an empty string disables the check.", roles=("validate", "install")),
     Var("praxis_conflict_policy", "str", "keep_local", "A locally modified file that upstream also changed: "
         "C(keep_local) (keep it, write C(<name>.upstream) beside it), C(take_upstream) (replace it; the local copy "
         "stays in the backup) or C(fail) (roll back).", choices=("keep_local", "take_upstream", "fail"),
-        roles=("content",)),
+        roles=("content", "install")),
     Var("praxis_pip_args", "list", [], "Extra pip arguments as a list, for example C([--no-index, --find-links, "
-        "/srv/wheels]) for an offline fleet.", elements="str", roles=("server",)),
+        "/srv/wheels]) for an offline fleet.", elements="str", roles=("server", "install")),
     Var("praxis_keep_backups", "int", 3, "Backups kept per installation after an upgrade (at least 1; this run's "
         "backup is never pruned).", minimum=1, roles=("cleanup",)),
     Var("praxis_lock_stale_after", "int", 86400, "Seconds after the last heartbeat of another run's lock when it "
-        "counts as stale and is taken over.", minimum=1, roles=("preflight", "backup")),
+        "counts as stale and is taken over.", minimum=1, roles=("preflight", "backup", "install")),
     Var("praxis_break_lock", "bool", False, "Take over a live or corrupt lock of another run (only when you are "
-        "sure that run is gone).", roles=("preflight", "backup")),
+        "sure that run is gone).", roles=("preflight", "backup", "install")),
     Var("praxis_report_dir", "path", "{{ lookup('praxis.upgrade.controller_cwd') }}/praxis-reports",
         "Controller directory for run reports and the packed source archive (C(sources/)); default "
         "C(praxis-reports) below the real directory C(ansible-playbook) was started from.",
-        check="absolute", roles=("preflight", "cleanup")),
+        check="absolute", roles=("preflight", "cleanup", "install")),
     Var("praxis_serial", "raw", [1, "25%", "100%"], "Batch sizes of the upgrade (canary first): an int >= 1, "
         "C(\"N%\") with N 1-100, or a non-empty list of those. A run-level value: pass it with C(-e).",
         check="serial"),
     Var("praxis_max_fail_percentage", "int", 0, "Percentage (0-100) of failed hosts in a batch that still lets "
         "the run go on to the next batch. A run-level value: pass it with C(-e).", minimum=0, maximum=100),
+    Var("praxis_install_mode", "str", "install", "C(install.yml): C(install) makes a new installation (nothing to do "
+        "when it is installed at the source's commit and healthy; refused over an installation at another commit); "
+        "C(adopt) records the base manifest and commit of an installation made by upstream's docs (no base "
+        "manifest, no C(VERSION.txt)) without changing any framework file.", choices=("install", "adopt"),
+        roles=("install",)),
     Var("praxis_backup_name", "str", "", "C(rollback.yml): the backup to restore, a name inside this "
         "installation's C(.backups/) such as C(2026-01-31-120000) (never a path); empty: the latest.",
         check="backup_name", roles=("rollback",)),

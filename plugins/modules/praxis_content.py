@@ -38,7 +38,11 @@ description:
     modified file is a C(conflict).
   - IDE config (C(.cursorrules), the prAxIs OS entry of C(.cursor/mcp.json)) follows the new version's
     installer three-way (O(ide)); the entry moves to the new key, other entries are kept; a missing
-    file or entry is never created.
+    file or entry is never created, except by a fresh install (O(install)).
+  - O(install=true) is the content step of a fresh install (C(playbooks/install.yml)), with an empty base
+    - the IDE config is written as the source's installer writes it (an absent C(.cursorrules) created, the
+    server entry added to C(.cursor/mcp.json), every other entry kept), and in check mode the installation
+    directory may not exist yet (the dry run of an install lists every file it would add).
 author:
   - praxis.upgrade maintainers (@praxis-upgrade)
 extends_documentation_fragment:
@@ -50,6 +54,12 @@ options:
         there is no base manifest.
     type: dict
     default: {}
+  install:
+    description:
+      - A fresh install (C(playbooks/install.yml)) - create the IDE config the installer writes; in check mode
+        O(praxis_home) may be absent.
+    type: bool
+    default: false
   installed_commit:
     description: The installed commit preflight found (C(VERSION.txt) or matched in O(installs)).
     type: str
@@ -352,6 +362,7 @@ def main():
             history=dict(type="dict", default={}),
             installs=dict(type="dict", default={}),
             installed_commit=dict(type="str"),
+            install=dict(type="bool", default=False),
             ide=dict(type="dict", default={}),
             base_manifest=dict(type="path"),
             trees=dict(type="list", elements="str", default=list(content.TREES)),
@@ -366,7 +377,7 @@ def main():
     home, project = p["praxis_home"], p["project_dir"]
     if not os.path.isdir(project):
         module.fail_json(msg="project directory %s does not exist; check praxis_project_dir for this host" % project)
-    if not os.path.isdir(home):
+    if not os.path.isdir(home) and not (p["install"] and module.check_mode):
         module.fail_json(msg="%s does not exist, so %s is not a prAxIs OS installation; install prAxIs OS "
                              "there first or fix praxis_project_dir" % (home, project))
     trees = tuple(tree.strip("/") for tree in p["trees"])
@@ -380,7 +391,7 @@ def main():
         module.fail_json(msg=str(exc))
     plan = content.classify(local, base, upstream, history)
     policy = p["conflict_policy"]
-    ide_plan = ideconfig.plan(project, p["ide"], ide_base, policy)
+    ide_plan = ideconfig.plan(project, p["ide"], ide_base, policy, create=p["install"])
     staging = None
     extracted = False
     document = None

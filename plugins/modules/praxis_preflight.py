@@ -274,28 +274,14 @@ from ansible_collections.praxis.upgrade.plugins.module_utils import procutil
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.module_utils import target_checks
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs
+from ansible_collections.praxis.upgrade.plugins.module_utils.install import recorded_commit
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
-from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json, sha256_file
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import sha256_file
 
 
 def installed_commit(home):
-    """Last `commit=` line of VERSION.txt, else the commit of the base manifest, else None."""
-    commit = None
-    try:
-        with open(os.path.join(home, "VERSION.txt"), encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                key, sep, value = line.strip().partition("=")
-                if sep and key.strip() == "commit" and value.strip():
-                    commit = value.strip()
-    except FileNotFoundError:
-        pass
-    if commit:
-        return commit
-    try:
-        base = read_json(os.path.join(home, ".cache", "base-manifest.json"), "base manifest")
-    except (OSError, ValueError):
-        return None
-    return base.get("commit") if isinstance(base, dict) and isinstance(base.get("commit"), str) else None
+    """Last `commit=` line of VERSION.txt, else the commit of the base manifest, else None (one rule: install.py)."""
+    return recorded_commit(home)
 
 
 def python_version(python, timeout):

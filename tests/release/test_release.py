@@ -40,7 +40,7 @@ VERSION = GALAXY["version"]
 
 # what the tarball must hold, and what must stay out of it (developer and test files)
 SHIPPED = ["README.md", "COPYING", "CHANGELOG.rst", "changelogs/changelog.yaml", "bindep.txt", "meta/runtime.yml",
-           "meta/execution-environment.yml", "playbooks/upgrade.yml", "playbooks/rollback.yml",
+           "meta/execution-environment.yml", "playbooks/upgrade.yml", "playbooks/rollback.yml", "playbooks/install.yml",
            "playbooks/status.yml", "docs/execution-environment/execution-environment.yml"]
 KEPT_OUT = ["tests/", "scripts/", "extensions/", "bench/", "requirements/", ".ci/", "changelogs/fragments/",
             "Makefile", "ansible.cfg", "pytest.ini", ".ansible-lint", ".gitignore", ".venv/", ".build/", ".cache/"]
@@ -191,10 +191,11 @@ def test_execution_environment_metadata_is_read_by_ansible_builder(release: Rele
     assert introspect.returncode == 0, output(introspect)
     found = yaml.safe_load(introspect.stdout)
     assert found["python"] == []  # stdlib and ansible-core only
-    assert [line.split("#")[0].strip() for line in found["system"]] == ["git", "python3 [target]"], found
+    assert [line.split("#")[0].strip() for line in found["system"]] == ["git", "python3 [target]",
+                                                                        "python3-venv [platform:dpkg target]"], found
     assert all(line.endswith("# from collection praxis.upgrade") for line in found["system"]), found
     # in the image bindep selects the default profile: git, not the targets' python3
-    for profile, expected in (([], ["git"]), (["target"], ["git", "python3"])):
+    for profile, expected in (([], ["git"]), (["target"], ["git", "python3", "python3-venv"])):
         listed = run([str(DEV_BIN / "bindep"), "-f", str(REPO / "bindep.txt"), "--list_all", "newline", *profile],
                      release.ops, clean_env())
         assert listed.returncode == 0 and sorted(listed.stdout.split()) == expected, output(listed)

@@ -121,3 +121,42 @@ def test_up_to_date_config_writes_nothing(tmp_path: Path) -> None:
                             BASE, "keep_local")
     assert classes(result) == {".cursorrules": "unchanged", ".cursor/mcp.json": "unchanged"}
     assert result["writes"] == {}
+
+
+# --- a fresh install (create=True): written as the installer writes it, every user entry kept ---------
+
+def test_install_creates_absent_cursorrules_and_mcp_json_as_the_installer_writes_them(tmp_path: Path) -> None:
+    planned = ideconfig.plan(str(tmp_path), ide(), {}, "keep_local", create=True)
+    assert [item["class"] for item in planned["items"]] == ["add", "add"]
+    assert planned["writes"][".cursorrules"] == NEW_RULES.encode()
+    assert json.loads(planned["writes"][".cursor/mcp.json"]) == {"mcpServers": {"praxis-os-rag": NEW_VALUE}}
+    assert not planned["writes"][".cursor/mcp.json"].endswith(b"\n")  # json.dump, like upstream's installer
+
+
+def test_install_adds_the_entry_beside_the_users_and_never_creates_without_create(tmp_path: Path) -> None:
+    path = tmp_path / ".cursor" / "mcp.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"mcpServers": {"github": USER_ENTRY}, "other": 1}, indent=2) + "\n")
+    planned = ideconfig.plan(str(tmp_path), ide(), {}, "keep_local", create=True)
+    doc = json.loads(planned["writes"][".cursor/mcp.json"])
+    assert doc == {"mcpServers": {"github": USER_ENTRY, "praxis-os-rag": NEW_VALUE}, "other": 1}
+    assert list(doc["mcpServers"]) == ["github", "praxis-os-rag"]  # the user's order, ours appended
+    assert planned["writes"][".cursor/mcp.json"].endswith(b"\n")  # the file's own layout kept
+    upgrade = ideconfig.plan(str(tmp_path), ide(), {}, "keep_local")
+    assert upgrade["writes"] == {} and [i["class"] for i in upgrade["items"]] == ["absent", "absent"]
+
+
+def test_install_keeps_a_users_own_cursorrules_and_writes_the_installers_beside(tmp_path: Path) -> None:
+    (tmp_path / ".cursorrules").write_text("the team's own rules\n")
+    planned = ideconfig.plan(str(tmp_path), ide(), {}, "keep_local", create=True)
+    assert planned["items"][0]["class"] == "conflict"
+    assert ".cursorrules" not in planned["writes"]
+    assert planned["writes"][".cursorrules.upstream"] == NEW_RULES.encode()
+
+
+def test_install_leaves_an_invalid_mcp_json_alone(tmp_path: Path) -> None:
+    path = tmp_path / ".cursor" / "mcp.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+    planned = ideconfig.plan(str(tmp_path), ide(), {}, "keep_local", create=True)
+    assert planned["items"][1]["class"] == "invalid" and ".cursor/mcp.json" not in planned["writes"]

@@ -9,7 +9,7 @@ import yaml
 from ansible_collections.praxis.upgrade.plugins.module_utils import inputs
 
 REPO = Path(__file__).resolve().parents[4]
-ROLES = ("preflight", "backup", "content", "server", "validate", "cleanup", "rollback")
+ROLES = ("preflight", "backup", "content", "server", "validate", "cleanup", "rollback", "install")
 
 
 def problems(**values):

@@ -223,3 +223,22 @@ def test_corrupt_base_manifest_fails_with_next_step(run_module, install, text: s
     (install["home"] / ".cache" / "base-manifest.json").write_text(text)
     result, failed = run_module(praxis_content, install["args"])
     assert failed and needle in result["msg"]
+
+
+def test_install_dry_run_plans_every_file_as_an_add_with_no_installation_yet(run_module, built, tmp_path) -> None:
+    """install=true (install.yml's content step): the home may be absent in check mode; the IDE config is created."""
+    project = tmp_path / "fresh"
+    project.mkdir()
+    v2 = built["v2"]
+    ide = {"cursorrules": {"text": "rules\n", "sha256": "0" * 64},
+           "mcp": {"key": "praxis-os-rag", "value": {"command": "python"}, "entry": "1" * 64}}
+    args = dict(praxis_home=str(project / ".praxis-os"), project_dir=str(project), commit=v2["commit"],
+                manifest=v2["manifest"], ide=ide, install=True,
+                trees=["mcp_server", "scripts", "standards/universal", "workflows", "usage"])
+    result, failed = run_module(praxis_content, args, check_mode=True, diff=True)
+    assert not failed, result
+    assert result["counts"]["add"] == len(v2["manifest"]) and result["changed"]
+    assert result["ide_written"] == [".cursor/mcp.json", ".cursorrules"]
+    assert "mcp_server/" in result["diff"]["after"] and os.listdir(project) == []
+    refused, failed = run_module(praxis_content, dict(args, install=False), check_mode=True)
+    assert failed and "is not a prAxIs OS installation" in refused["msg"]
