@@ -28,6 +28,7 @@ OUTCOMES: Dict[str, Tuple[str, str]] = {
     "installed": ("installed", "#2e7d32"),
     "adopted": ("adopted", "#558b2f"),
     "rolled_back": ("rolled back", "#ef6c00"),
+    "install_failed": ("install failed (undone)", "#ef6c00"),
     "up_to_date": ("up to date", "#1565c0"),
     "dry_run": ("dry run", "#6a1b9a"),
     "in_progress": ("interrupted (resumable)", "#f9a825"),

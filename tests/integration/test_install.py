@@ -34,7 +34,8 @@ def commit_of(version_source: Path) -> str:
 
 def rows(fleet: Any, reports: str = "reports") -> dict[str, dict[str, Any]]:
     """{host: row} of the newest run report in `<workdir>/<reports>`."""
-    newest = sorted((fleet.workdir / reports).glob("upgrade-*.json"), key=lambda p: p.stat().st_mtime)[-1]
+    newest = sorted((fleet.workdir / reports).glob("install-*.json"), key=lambda p: p.stat().st_mtime)[-1]
+    assert newest.with_suffix(".html").is_file() and newest.with_suffix(".md").is_file()  # kind=install: its own page
     return {row["host"]: row for row in read_json(newest)["hosts"]}
 
 
