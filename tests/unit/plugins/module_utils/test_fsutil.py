@@ -258,6 +258,9 @@ def test_sync_filesystem_flushes_with_syncfs_or_falls_back_to_sync(tmp_path, mon
     fsutil.sync_filesystem(str(tmp_path))  # the real call: syncfs(2) on Linux
     synced = []
     monkeypatch.setattr(os, "sync", lambda: synced.append(True))
-    monkeypatch.setattr(fsutil.ctypes, "CDLL", lambda *a, **k: (_ for _ in ()).throw(OSError("no libc")))
+    def no_libc(*args, **kwargs):
+        raise OSError("no libc")
+
+    monkeypatch.setattr(fsutil.ctypes, "CDLL", no_libc)
     fsutil.sync_filesystem(str(tmp_path))
     assert synced == [True]
