@@ -258,6 +258,7 @@ def test_sync_filesystem_flushes_with_syncfs_or_falls_back_to_sync(tmp_path, mon
     fsutil.sync_filesystem(str(tmp_path))  # the real call: syncfs(2) on Linux
     synced = []
     monkeypatch.setattr(os, "sync", lambda: synced.append(True))
+
     def no_libc(*args, **kwargs):
         raise OSError("no libc")
 
