@@ -36,7 +36,7 @@ help:
 	@echo "make demo    upgrade a local demo fleet (3 installs) v1 -> v2 and print the report"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
-	@echo "make realworld MIRROR=<clone of honeyhiveai/praxis-os>  upgrade a REAL installation (opt-in, ~15 min)"
+	@echo "make realworld MIRROR=<clone of honeyhiveai/praxis-os>  upgrade a REAL installation (opt-in; ~18 min cached, ~40 min first run)"
 
 setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp
 
