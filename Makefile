@@ -30,12 +30,13 @@ MATRIX_PY_$(MATRIX_OLDEST) := $(PY)
 MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
 
 .PHONY: help setup browser demo test test-suite lint sanity units unit integration faults molecule release-test matrix \
-	leftovers release bench clean
+	leftovers release bench clean realworld
 
 help:
 	@echo "make demo    upgrade a local demo fleet (3 installs) v1 -> v2 and print the report"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
+	@echo "make realworld MIRROR=<clone of honeyhiveai/praxis-os>  upgrade a REAL installation (opt-in; ~18 min cached, ~40 min first run)"
 
 setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp browser
 
@@ -67,6 +68,12 @@ $(WHEELHOUSE)/.stamp: requirements/fixture-wheelhouse.txt $(VENV)/.stamp
 .cache/ansible-test-offline.stamp: scripts/ansible-test-offline-pip.py scripts/setup-ansible-test-offline
 	scripts/setup-ansible-test-offline
 	mkdir -p .cache && touch $@
+
+# Opt-in, not part of `make test`: a real upstream installation (docs-made, real venv, real index) upgraded
+# and rolled back by the installed collection (scripts/realworld; result in tests/output/realworld.md).
+realworld: setup
+	@test -n "$(MIRROR)" || { echo "usage: make realworld MIRROR=<path of a git clone or bare mirror of honeyhiveai/praxis-os> [REALWORLD_ARGS=--no-forced]"; exit 2; }
+	$(BIN)/python scripts/realworld --mirror "$(MIRROR)" $(REALWORLD_ARGS)
 
 demo: setup
 	$(BIN)/python -m tests.demo

@@ -788,7 +788,7 @@ def restore(
             )
         for rel, kind in sorted(doc["project_paths"].items()):
             _restore_path(backup_dir, doc, os.path.join(project, rel), PROJECT + "/" + rel, kind, changes)
-    restore_residue(doc, home, changes)
+    restore_residue(doc, home, changes, backup_dir)
     venv_changes: List[str] = []
     if restore_venv and doc.get("venv"):
         venv_changes = _restore_venv(backup_dir, doc, home, check)
@@ -811,13 +811,16 @@ def restore(
 # The manifest ignores bytecode (IGNORE) and the server's search index lives outside the backed-up
 # paths, yet both change once the new version runs. A backup records (`residue` in MANIFEST.json) and
 # copies the bytecode of its dirs, the mtimes of their .py files (bytecode is only valid for the
-# source mtime it was compiled from), the index's entries and whether the rebuild flag existed; a
-# restore puts those back and removes the bytecode, index tables and flag the new version added.
+# source mtime it was compiled from), the whole index directory (`index_tree`: a real one is a few MB;
+# its builder rewrites `metadata.json` in place and may rewrite a table of the same name) and whether
+# the rebuild flag existed; a restore puts those back and removes the bytecode, index tables and flag
+# the new version added. Backups made before `index_tree` only know the index's entry names.
 
 BYTECODE_DIR = "__pycache__"
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
 # Upstream's default index location (config rag.index_path); one directory per table inside.
 INDEX_DIR = ".cache/vector_index"
+INDEX_KEY = FILES + "/" + INDEX_DIR
 # Upstream's own trigger: a server that finds this flag at start rebuilds its search index (before it
 # listens) and removes the flag; on failure it logs an ERROR and keeps the flag (serverops requests it).
 REBUILD_FLAG = "standards/.rebuild_index"
@@ -854,14 +857,16 @@ def record_residue(home: str, rels: Iterable[str], backup_dir: str, doc: dict) -
                 if name.endswith(".py") and _is_real_file(path):
                     mtimes[ckey + "/" + name] = os.stat(path).st_mtime_ns
     index = os.path.join(home, INDEX_DIR)
-    return {"bytecode": True, "mtimes": mtimes,
-            "index": sorted(os.listdir(index)) if _is_real_dir(index) else None,
+    names = sorted(os.listdir(index)) if _is_real_dir(index) else None
+    index_tree = _copy_path(index, backup_dir, INDEX_KEY, doc)[0] if names is not None else "absent"
+    return {"bytecode": True, "mtimes": mtimes, "index": names, "index_tree": index_tree,
             "rebuild_flag": os.path.lexists(os.path.join(home, REBUILD_FLAG))}
 
 
-def restore_residue(doc: dict, home: str, changes: _Changes) -> None:
-    """Source mtimes back (so the restored bytecode stays valid), then remove the index tables and the
-    rebuild flag that were not there at backup time. A backup without a record leaves both alone."""
+def restore_residue(doc: dict, home: str, changes: _Changes, backup_dir: str = "") -> None:
+    """Source mtimes back (so the restored bytecode stays valid), the index directory exactly as backed
+    up (older backups: only the tables that were not there removed), the rebuild flag removed when it
+    was not there at backup time. A backup without a record leaves both alone."""
     residue = doc.get("residue")
     if not isinstance(residue, dict):
         return
@@ -876,7 +881,9 @@ def restore_residue(doc: dict, home: str, changes: _Changes) -> None:
                 os.utime(live, ns=(ns, ns))
     index = os.path.join(home, INDEX_DIR)
     known = residue.get("index")
-    if known is None:
+    if residue.get("index_tree") in ("dir", "absent") and backup_dir:
+        _restore_path(backup_dir, doc, index, INDEX_KEY, residue["index_tree"], changes)
+    elif known is None:
         if changes.exists(index):
             changes.remove(INDEX_DIR, index)
     elif _is_real_dir(index):

@@ -59,7 +59,9 @@ STRICT_SKIP = re.compile(rf"^{re.escape(HOME)}/\.cache/mcp_server\.log$")
 WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 # Records whose lines carry the time and the session of the run that wrote them: compared with those
 # values replaced, so "the same records, written by another run" compares equal.
-RECORDS = {f"{HOME}/VERSION.txt", f"{HOME}/UPDATE_LOG.txt", f"{HOME}/INSTALLATION_SUMMARY.md"}
+# (the index's metadata.json too: every build rewrites it with its build time)
+RECORDS = {f"{HOME}/VERSION.txt", f"{HOME}/UPDATE_LOG.txt", f"{HOME}/INSTALLATION_SUMMARY.md",
+           f"{HOME}/.cache/vector_index/metadata.json"}
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?|\d{8}T\d{6}Z(-[0-9a-f]+)?"
                        rb"|\d{4}-\d\d-\d\d-\d{6}(-\d+)?")
 # runtime junk a run must not leave behind

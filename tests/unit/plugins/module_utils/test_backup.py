@@ -499,11 +499,51 @@ def test_restore_removes_what_the_new_version_left_at_runtime(install):
     planned = backup.restore(path, home, project, check=True)
     result = backup.restore(path, home, project)
     assert planned["removed_paths"] == result["removed_paths"]
-    assert ".cache/vector_index/praxis_os_standards.lance/" in result["removed_paths"]
+    assert "files/.cache/vector_index/praxis_os_standards.lance/" in result["removed_paths"]
     assert "standards/.rebuild_index" in result["removed_paths"]
     assert "files/scripts/__pycache__/" in result["removed_paths"]
     assert "files/mcp_server/server.py (mtime)" in result["restored_paths"]
     assert snapshot_tree(project, mtimes=True) == original  # bytes, modes and the .py mtimes the pyc needs
+
+
+def test_restore_puts_back_the_index_files_the_new_builder_rewrote_in_place(install):
+    """Found by `make realworld` (issue 7): upstream's builder writes `.cache/vector_index/metadata.json`
+    (build time, chunk count, file mtimes) in place beside the tables, and a rebuild of a table of the
+    same name adds versions inside it. After a rollback the old server read the new metadata and the
+    tree was not byte-identical; only new table dirs were removed."""
+    project, home = install
+    index = os.path.join(home, ".cache", "vector_index")
+    write(os.path.join(index, "agent_os_standards.lance", "_versions", "1.manifest"), "v1 of the old table")
+    write(os.path.join(index, "metadata.json"), '{"total_chunks": 2499, "build_type": "full"}\n')
+    original = snapshot_tree(project, mtimes=True)
+    path = do_create(project, home)["path"]
+    assert backup.verify(path)["ok"]
+
+    # the new version rebuilt: a new table, metadata.json rewritten in place, a new version of the old table
+    write(os.path.join(index, "praxis_os_standards.lance", "_versions", "1.manifest"), "new table")
+    write(os.path.join(index, "metadata.json"), '{"total_chunks": 2501, "build_type": "full"}\n')
+    write(os.path.join(index, "agent_os_standards.lance", "_versions", "2.manifest"), "v2 of the old table")
+
+    planned = backup.restore(path, home, project, check=True)
+    result = backup.restore(path, home, project)
+    assert planned["restored_paths"] == result["restored_paths"]
+    assert "files/.cache/vector_index/metadata.json" in result["restored_paths"]
+    assert "files/.cache/vector_index/agent_os_standards.lance/_versions/2.manifest" in result["removed_paths"]
+    after = snapshot_tree(project, mtimes=True)
+    changed = sorted(rel for rel in set(original) | set(after) if original.get(rel) != after.get(rel))
+    # metadata.json is rewritten (new mtime, same bytes); everything else untouched
+    assert changed == [os.path.join(".praxis-os", ".cache", "vector_index", "metadata.json")]
+    assert original[changed[0]][:4] == after[changed[0]][:4]
+
+
+def test_restore_without_an_index_at_backup_time_removes_the_new_one(install):
+    project, home = install
+    original = snapshot_tree(project)
+    path = do_create(project, home)["path"]
+    write(os.path.join(home, ".cache", "vector_index", "metadata.json"), "{}\n")
+    result = backup.restore(path, home, project)
+    assert "files/.cache/vector_index/" in result["removed_paths"]
+    assert snapshot_tree(project) == original
 
 
 def test_restore_with_an_old_backup_keeps_bytecode_and_index(install):
