@@ -451,14 +451,16 @@ def lost_port_race(log_path: str, offset: int) -> bool:
 def start_until_healthy(praxis_home: str, project_dir: str, env: Optional[Dict[str, object]], timeout: float,
                         log_path: Optional[str] = None, attempts: int = PORT_RACE_ATTEMPTS,
                         sleep: Callable[[float], None] = time.sleep,
-                        jitter: Callable[[float, float], float] = random.uniform) -> dict:
+                        jitter: Callable[[float, float], float] = random.uniform,
+                        on_start: Optional[Callable[[int], None]] = None) -> dict:
     """Start the server detached in http mode and wait for it; a start that lost the port race
     (the process exited and its log says the address was in use: another installation's server,
     started at the same moment, bound the port it had checked) is retried after a random pause.
 
     Returns wait_for_server's result plus ``attempts``, ``lost_races`` (pids that lost) and
     ``log_offset`` (where the successful attempt's output starts: earlier attempts' lines are not
-    this server's).
+    this server's). ``on_start(pid)`` is called as soon as each start's pid is known (to journal it:
+    until the server publishes its state file nothing else names it).
     """
     log_path = log_path or log_path_for(praxis_home)
     end = time.monotonic() + timeout
@@ -469,6 +471,8 @@ def start_until_healthy(praxis_home: str, project_dir: str, env: Optional[Dict[s
         offset = log_size(log_path)
         started_after = time.time()
         pid = start_detached(praxis_home, project_dir, env, "http", log_path)
+        if on_start is not None:
+            on_start(pid)
         budget = timeout if attempt == 1 else max(1.0, end - time.monotonic())  # retries share what is left
         waited = wait_for_server(praxis_home, pid, started_after, budget, log_path=log_path, log_offset=offset)
         waited.update(attempts=attempt, lost_races=lost, log_offset=offset, started_pid=pid)

@@ -124,6 +124,29 @@ def _check_entry(praxis_home: str, entry: dict) -> Dict[str, str]:
     return {"live": live, "new": new, "old": old}
 
 
+STARTED_OP = "server_started"
+
+
+def record_started(state_path: str, pid: int) -> None:
+    """Journal the pid of a server this session started, as soon as it exists. A real server publishes its
+    state file only after its index rebuild (minutes): until then this entry is the only thing that names
+    it, and a failed wait or a rollback must stop it. Outside a session (nothing to roll back) a no-op."""
+    if state.load(state_path) is not None:
+        state.journal_set(state_path, {"op": STARTED_OP, "pid": pid})
+
+
+def started_pid(state_path: str) -> Optional[int]:
+    """The pid `record_started` journalled, if any (callers verify it with procutil.check_server_pid)."""
+    entry = state.journal_get(state.load(state_path), STARTED_OP)
+    pid = (entry or {}).get("pid")
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+
+
+def clear_started(state_path: str) -> None:
+    if started_pid(state_path) is not None:
+        state.journal_clear(state_path, STARTED_OP)
+
+
 def journal_in_flight(state_path: str) -> bool:
     """Whether the session journal holds a swap that did not finish."""
     return state.journal_get(state.load(state_path), "swap") is not None

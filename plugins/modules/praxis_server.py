@@ -438,6 +438,8 @@ def _stop_process(module, params, result):
             "server mode process, but %s. Next: set praxis_server_mode to auto or none (the IDE keeps its "
             "server; restart it there after the upgrade), or quit the IDE's MCP server first" % found["reason"])
     pid = found["pid"] if found["kind"] == "http" else None
+    if pid is None:  # a server this session started that has not published its state file yet
+        pid = _unpublished_started_pid(params)
     result["pid_before"] = pid
     if pid is None:
         result["plan"].append("nothing to stop (%s)" % found["reason"])
@@ -483,18 +485,34 @@ def _waited(module, params, result, waited):
                         "(see %s); validate will check search" % (rebuild["flag"], result["log_file"]))
 
 
+def _unpublished_started_pid(params):
+    """The journalled pid of a server this session started, when it still runs mcp_server in this project."""
+    pid = serverops.started_pid(params["state_file"])
+    return pid if pid is not None and procutil.check_server_pid(pid, params["praxis_home"])[0] else None
+
+
 def _start_process(module, params, result):
     result["changed"] = True
     if module.check_mode:
         result["plan"].append("would start the server detached in http mode (log %s)" % result["log_file"])
         return
     waited = procutil.start_until_healthy(params["praxis_home"], params["project_dir"], params["server_env"],
-                                          params["timeout"], log_path=result["log_file"])
+                                          params["timeout"], log_path=result["log_file"],
+                                          on_start=lambda pid: serverops.record_started(params["state_file"], pid))
     result.update(log_offset=waited["log_offset"], start_attempts=waited["attempts"])
     for lost in waited["lost_races"]:
         result["plan"].append("start pid %d lost the port race (address already in use: another server took "
                               "the port it had checked); retried" % lost)
     result["plan"].append("started pid %d detached in http mode" % waited["started_pid"])
+    if waited["ok"]:
+        serverops.clear_started(params["state_file"])
+    elif _unpublished_started_pid(params) is not None:
+        # a start that failed leaves no process behind (a real server still rebuilding its index would
+        # otherwise publish itself minutes later, into whatever the rollback restored)
+        stopped = procutil.stop(waited["started_pid"], params["stop_timeouts"])
+        serverops.clear_started(params["state_file"])
+        result["plan"].append("stopped the unhealthy new server pid %d with SIG%s"
+                              % (waited["started_pid"], stopped["stopped_by"] or "(gone)"))
     _waited(module, params, result, waited)
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import mcp_client as mc
-from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, state
+from ansible_collections.praxis.upgrade.plugins.module_utils import procutil, serverops, state
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import sha256_file
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
 
@@ -139,8 +141,40 @@ def test_a_rebuild_longer_than_the_timeout_is_named(tmp_path: Path) -> None:
         assert "still rebuilding its search index" in result["msg"], result["msg"]
         assert "raise praxis_health_timeout" in result["msg"]
         assert result["index_rebuild"]["done"] is False and fixture.rebuild_flag(project).exists()
+        # the failed start left no process: a real server still rebuilding would publish itself minutes
+        # later into whatever the rollback restored (seen with make realworld)
+        assert started and all(not procutil.pid_alive(pid) for pid in started), started
+        assert any(step.startswith("stopped the unhealthy new server pid %d" % started[-1]) for step in result["plan"])
+        assert serverops.started_pid(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact")) is None
     finally:
         for pid in started:
             if procutil.check_server_pid(pid, str(home))[0]:
                 procutil.stop(pid, (15.0, 5.0, 5.0))
         fixture.stop_server(project, pid=old_pid)
+
+
+def test_a_rollback_stops_a_started_server_that_never_published_itself(tmp_path: Path) -> None:
+    """A run killed while the new server rebuilt its index: no state file names that server, only the
+    session journal (serverops.record_started, written as soon as the pid exists). The rollback's stop
+    finds it there, verified as this project's mcp_server, and stops it."""
+    source, project = tmp_path / "src", tmp_path / "killed"
+    fixture.make_source(source, "v2")
+    project.mkdir()
+    fixture.install(source, project, fixture.wheelhouse(), user_content=False)
+    home = project / ".praxis-os"
+    facts = str(home / ".cache" / "facts.d" / "praxis_upgrade.fact")
+    state.save(facts, state.new_session("v2", session_id="KILLED"))
+    fixture.rebuild_flag(project).write_text("rebuild\n")  # the new version's index: a long rebuild first
+    pid = procutil.start_detached(str(home), str(project), {"PRAXIS_FIXTURE_INDEX_BUILD_S": "60"}, "http")
+    serverops.record_started(facts, pid)
+    try:
+        time.sleep(1.0)
+        assert procutil.check_server_pid(pid, str(home))[0] and fixture.read_state(project) is None
+        result, failed = praxis_server(action="stop", praxis_home=str(home), project_dir=str(project),
+                                       mode="process")
+        assert not failed, result.get("msg")
+        assert result["pid_before"] == pid and result["changed"], result
+        assert not procutil.pid_alive(pid)
+    finally:
+        if procutil.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
