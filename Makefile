@@ -33,7 +33,7 @@ MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
 	leftovers release bench clean realworld
 
 help:
-	@echo "make demo    upgrade a local demo fleet (3 installs) v1 -> v2 and print the report"
+	@echo "make demo    upgrade a local demo fleet (3 installs + 1 by install.yml) v1 -> v2 and print the report"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
 	@echo "make realworld MIRROR=<clone of honeyhiveai/praxis-os>  upgrade a REAL installation (opt-in; ~18 min cached, ~40 min first run)"

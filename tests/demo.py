@@ -2,8 +2,9 @@
 
 Each installation is a real project: a fixture prAxIs OS v1 (real MCP server, real venv) with the
 user's own specs, standards, workflow and a locally edited framework standard. One of them runs
-its server in http mode. The demo runs `playbooks/upgrade.yml` exactly as an operator would, prints
-the run report, then runs it again to show that a re-run at the target changes nothing.
+its server in http mode. A fourth, empty project gets v1 from `playbooks/install.yml` as a new user
+would install it. The demo runs `playbooks/upgrade.yml` exactly as an operator would, prints the run
+report, then runs it again to show that a re-run at the target changes nothing.
 """
 from __future__ import annotations
 
@@ -79,8 +80,17 @@ def main() -> int:
             host = fleet.add(name, "v1", http=http)
             mode = "server running in http mode" if http else "IDE-launched (stdio)"
             print(f"  {name:6} {host.project}  v1 {host.install['commit'][:7]}  {mode}")
+        banner("Installing prAxIs OS v1 into a fourth, empty project with playbooks/install.yml")
+        fleet.add_project("delta", {".gitignore": "node_modules/\n"}, http=True)
+        started = time.monotonic()
+        installed = fleet.install("v1", "--limit", "delta,localhost")
+        if installed.returncode != 0:
+            print(installed.stdout[-6000:], installed.stderr[-3000:], sep="\n")
+            raise SystemExit(f"demo: install.yml failed with exit code {installed.returncode}")
+        print(installed.stdout[installed.stdout.rfind("PLAY RECAP"):].rstrip())
+        print(f"  delta  installed at {fleet.hosts[-1].version_commit()[:7]} in {time.monotonic() - started:.1f} s")
         # the project .gitignore is the user's too, but the upgrade appends its entries to it (never rewrites)
-        user_files = {h.name: {rel: sha256(h.project / rel) for rel in h.install["user_files"] if rel != ".gitignore"}
+        user_files = {h.name: {rel: sha256(h.project / rel) for rel in h.install.get("user_files", ()) if rel != ".gitignore"}
                       for h in fleet.hosts}
         run(fleet, "Dry run: what would change (--check --diff writes nothing on the targets)", "--check", "--diff")
         page = run(fleet, "Upgrading the fleet to v2 (canary first: serial 1, 25%, 100%)")
