@@ -506,9 +506,10 @@ def _start_process(module, params, result):
     result["plan"].append("started pid %d detached in http mode" % waited["started_pid"])
     if waited["ok"]:
         serverops.clear_started(params["state_file"])
-    elif _unpublished_started_pid(params) is not None:
+    elif procutil.check_server_pid(waited["started_pid"], params["praxis_home"])[0]:
         # a start that failed leaves no process behind (a real server still rebuilding its index would
-        # otherwise publish itself minutes later, into whatever the rollback restored)
+        # otherwise publish itself minutes later, into whatever the rollback restored); verified directly,
+        # not through the session journal: install.yml starts servers without an upgrade session
         stopped = procutil.stop(waited["started_pid"], params["stop_timeouts"])
         serverops.clear_started(params["state_file"])
         result["plan"].append("stopped the unhealthy new server pid %d with SIG%s"

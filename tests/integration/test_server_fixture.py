@@ -178,3 +178,26 @@ def test_a_rollback_stops_a_started_server_that_never_published_itself(tmp_path:
     finally:
         if procutil.pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_failed_start_without_a_session_leaves_no_process(tmp_path: Path) -> None:
+    """install.yml starts its server with no upgrade session (nothing journals the pid): a start that
+    gives up while the server still rebuilds its index must still stop it, verified by its own pid."""
+    source, project = tmp_path / "src", tmp_path / "fresh"
+    fixture.make_source(source, "v2")
+    project.mkdir()
+    fixture.install(source, project, fixture.wheelhouse(), user_content=False)
+    home = project / ".praxis-os"
+    assert state.load(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact")) is None
+    fixture.rebuild_flag(project).write_text("rebuild\n")
+    result, failed = praxis_server(action="start", praxis_home=str(home), project_dir=str(project), mode="process",
+                                   server_env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "60"}, timeout=2)
+    started = [int(step.split()[2]) for step in result.get("plan", []) if step.startswith("started pid ")]
+    try:
+        assert failed and started, result.get("msg")
+        assert not procutil.pid_alive(started[-1]), result["plan"]
+        assert any(step.startswith("stopped the unhealthy new server") for step in result["plan"])
+    finally:
+        for pid in started:
+            if procutil.pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
