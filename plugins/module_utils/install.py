@@ -34,7 +34,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
 
 JOURNAL = ".install-journal.json"  # inside the installation; exists only while an install is unfinished
 JOURNAL_SCHEMA = 1
-LOCK = ".upgrade-lock"  # the upgrade's lock (lock.lock_path): one run per installation, install or upgrade
+LOCK = lock.LOCK_NAME  # the upgrade's lock: one run per installation, install or upgrade
 BASE_MANIFEST = ".cache/base-manifest.json"
 # Outside the installation the installer writes only these (SPEC 2.2): their prior bytes are journalled.
 PROJECT_FILES = (".gitignore", ".cursorrules", ".cursorrules.upstream", ".cursor/mcp.json", ".cursor/mcp.json.upstream")
