@@ -35,12 +35,38 @@ def wait_dead(pids: list[int], timeout: float = 10) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def seen_below(root: int, pids: set[int], timeout: float = 10) -> set[int]:
+    """What `descendants` finds of `pids` once all are there (or at the timeout): the children exist
+    when the controller prints their pids, but a loaded machine's /proc is not waited on twice."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = set(proctree.descendants(root)) & pids
+        if found == pids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def tree_of(pids: list[int]) -> str:
+    """pid, parent, state and argv of each: the failure message shows what /proc said."""
+    rows = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            rows.append(f"{pid}: state {fields[0]} parent {fields[1]} {proctree.cmdline(pid)}")
+        except OSError as exc:
+            rows.append(f"{pid}: unreadable ({exc})")
+    return "; ".join(rows)
+
+
 def test_kill_run_takes_setsid_workers_and_spares_what_it_is_told() -> None:
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
-    plain, worker, spared = (int(x) for x in proc.stdout.readline().split())  # type: ignore[union-attr]
+    plain = worker = spared = 0
     try:
-        assert set(proctree.descendants(proc.pid)) >= {plain, worker, spared}
+        plain, worker, spared = (int(x) for x in proc.stdout.readline().split())  # type: ignore[union-attr]
+        expected = {plain, worker, spared}
+        assert seen_below(proc.pid, expected) == expected, tree_of([proc.pid, plain, worker, spared])
         assert "keep-me" in proctree.cmdline(spared)
 
         def keep(pid: int) -> bool:
@@ -52,8 +78,11 @@ def test_kill_run_takes_setsid_workers_and_spares_what_it_is_told() -> None:
         proc.wait(timeout=10)
         assert wait_dead([plain, worker]) == []
         assert alive(spared)
-    finally:
+    finally:  # nothing outlives the test, whatever failed: the controller's group, then each child
+        if proc.poll() is None:  # not reaped: its pid (and group) is still ours
+            os.killpg(proc.pid, signal.SIGKILL)
         for pid in (plain, worker, spared):
-            if alive(pid):
+            if pid and alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
         proc.stdout.close()  # type: ignore[union-attr]
