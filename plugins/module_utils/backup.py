@@ -39,6 +39,8 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     check_link_inside,
     ignored,
     load_manifest,
+    narrow_trees,
+    owned_workflows,
     walk_files,
 )
 
@@ -304,6 +306,25 @@ def snapshot_venv(venv_path: str, dest: str) -> Tuple[VenvManifest, bool]:
     """Snapshot a venv as hard links (never hashed: a real one is ~41,000 files); return (layout, linked)."""
     layout = _venv_state(venv_path)
     return layout, _materialise_venv(venv_path, dest, layout)
+
+
+def owned_paths(praxis_home: str, paths: Iterable[str], workflows: Optional[Iterable[str]]) -> List[str]:
+    """`paths` with workflows/ narrowed to the entries the upgrade owns there (manifest.WORKFLOWS): the
+    `workflows` a source ships in any version plus those the base manifest lists. The whole tree when
+    `workflows` is None or the base manifest is unreadable (ownership unknown), and when workflows/ is not
+    a directory (recorded absent, so a rollback removes all of it)."""
+    home = os.path.abspath(praxis_home)
+    base = os.path.join(home, ".cache", "base-manifest.json")
+    if workflows is None or not _is_real_dir(os.path.join(home, "workflows")):
+        return list(paths)
+    try:
+        listed = load_manifest(base)["files"] if os.path.lexists(base) else {}
+    except ValueError:
+        return list(paths)
+    try:
+        return narrow_trees(paths, set(workflows) | owned_workflows(listed))
+    except UnsafePathError as exc:
+        raise BackupError("workflows: %s; pass the workflows praxis.upgrade.praxis_source returns" % exc) from exc
 
 
 def plan(

@@ -98,10 +98,15 @@ def only_trees(mapping: Mapping[str, object], trees: Iterable[str] = TREES) -> d
 
 
 def local_manifest(praxis_home: str, trees: Iterable[str] = TREES) -> Manifest:
-    """Manifest of the installed trees, keys relative to `praxis_home`."""
+    """Manifest of the installed trees, keys relative to `praxis_home`; a tree may be a single file
+    (an entry of workflows/, see manifest.narrow_trees)."""
     result: Manifest = {}
     for tree in trees:
-        result.update(build_manifest(os.path.join(praxis_home, *tree.split("/")), prefix=tree + "/"))
+        root = os.path.join(praxis_home, *tree.split("/"))
+        if os.path.isfile(root) and not os.path.islink(root):
+            result[tree] = sha256_file(root)
+        else:
+            result.update(build_manifest(root, prefix=tree + "/"))
     return result
 
 

@@ -136,7 +136,7 @@ def inspect(project_dir: str, home_name: str, commit: str, index: Optional[Mappi
     if status == "installed":
         installed = recorded_commit(home)
     elif status == "docs":
-        match = installs.identify(installs.local_trees(home), index or {})
+        match = installs.identify(installs.local_trees(home, index), index or {})
         installed = match["commit"] if match else None
     action, refusal = decide(status, mode, commit, installed, home)
     if action == "refuse" and mode == "adopt" and status == "docs" and not installed:

@@ -256,16 +256,15 @@ def installed_identity(home: str, index: Optional[Mapping], recorded_commit: Opt
     return result
 
 
-def local_trees(praxis_home: str) -> Manifest:
-    """Manifest of every installed framework tree (mcp_server/ included), keys relative to praxis_home."""
-    from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
+def local_trees(praxis_home: str, index: Optional[Mapping] = None) -> Manifest:
+    """Manifest of every installed framework tree (mcp_server/ included), keys relative to praxis_home;
+    of workflows/, only the entries some install of `index` holds (the operator's own are not hashed:
+    `identify` counts only paths the index knows)."""
+    from ansible_collections.praxis.upgrade.plugins.module_utils.content import local_manifest
+    from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import narrow_trees, owned_workflows
 
-    result: Manifest = {}
-    for tree in ALL_TREES:
-        root = os.path.join(praxis_home, *tree.split("/"))
-        if os.path.isdir(root):
-            result.update(build_manifest(root, prefix=tree + "/"))
-    return result
+    owned = owned_workflows(index.get("paths") or ()) if _valid(index) else None
+    return local_manifest(praxis_home, narrow_trees(ALL_TREES, owned))
 
 
 def preflight_facts(home: str, index: Optional[Mapping], recorded_commit: Optional[str]) -> Tuple[dict, List[str]]:
@@ -280,7 +279,7 @@ def preflight_facts(home: str, index: Optional[Mapping], recorded_commit: Option
              "installed_commit_match": None}
     if os.path.isfile(os.path.join(home, ".cache", "base-manifest.json")) or not _valid(index):
         return facts, []
-    found = installed_identity(home, index, recorded_commit, local_trees(home), index.get("source"))
+    found = installed_identity(home, index, recorded_commit, local_trees(home, index), index.get("source"))
     facts.update(installed_commit=found["installed_commit"], installed_commit_source=found["installed_commit_source"],
                  installed_commit_match=found["match"])
     return facts, [found["problem"]] if found["problem"] else []

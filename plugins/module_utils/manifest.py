@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     UnsafePathError,
@@ -20,6 +20,10 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
 IGNORE = ("__pycache__", "*.pyc", ".DS_Store", ".pytest_cache", ".mypy_cache")
 
 Manifest = Dict[str, str]
+# Users keep workflows of their own in workflows/ beside the framework's. An upgrade owns only the entries
+# there (workflows/<name>) that some version of the framework ships or that the last install wrote; the
+# rest is never walked, hashed, copied or restored (issue 10: big user content costs nothing).
+WORKFLOWS = "workflows"
 
 
 class ManifestDiff(NamedTuple):
@@ -39,6 +43,26 @@ class ManifestDiff(NamedTuple):
             "extra": self.extra,
             "counts": {"missing": len(self.missing), "changed": len(self.changed), "extra": len(self.extra)},
         }
+
+
+def owned_workflows(rels: Iterable[str]) -> Set[str]:
+    """`workflows/<entry>` of every path below workflows/ among `rels` (paths relative to .praxis-os)."""
+    prefix = WORKFLOWS + "/"
+    return {"/".join(rel.split("/", 2)[:2]) for rel in rels if rel.startswith(prefix) and len(rel) > len(prefix)}
+
+
+def narrow_trees(trees: Iterable[str], owned: Optional[Iterable[str]]) -> List[str]:
+    """`trees` with the workflows tree replaced by the `owned` entries of it (sorted, checked relative
+    paths); `owned` None keeps the whole tree (ownership unknown)."""
+    trees = list(trees)
+    if owned is None or WORKFLOWS not in trees:
+        return trees
+    entries = sorted({check_relpath(rel) for rel in owned})
+    outside = [rel for rel in entries if not rel.startswith(WORKFLOWS + "/") or rel.count("/") != 1]
+    if outside:
+        raise UnsafePathError("%s is not an entry of %s/" % (outside[0], WORKFLOWS))
+    at = trees.index(WORKFLOWS)
+    return trees[:at] + entries + trees[at + 1:]
 
 
 def ignored(name: str, ignore: Iterable[str] = IGNORE) -> bool:

@@ -40,6 +40,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
     compare,
     ignored,
+    owned_workflows,
     walk_files,
 )
 
@@ -236,6 +237,7 @@ def inspect(path: Optional[str]) -> dict:
         "manifest": manifest,
         "history": installs.history_of(index, manifest),
         "installs": index,
+        "workflows": sorted(owned_workflows(list(manifest) + list(index.get("paths") or ()))),
         "shallow": index["shallow"],
         "ide": ide_info(path, index),
         "requirements_sha256": manifest.get("mcp_server/requirements.txt"),

@@ -140,18 +140,19 @@ def _tree_usage(root: str, block: int) -> Tuple[int, int, int]:
     return total + dirs * block, files, dirs
 
 
-def disk_need(home: str, project: str, source_bytes: int, source_files: int, block: int) -> dict:
+def disk_need(home: str, project: str, source_bytes: int, source_files: int, block: int,
+              paths: Iterable[str] = DEFAULT_PATHS) -> dict:
     """What the upgrade will really allocate on the installation's file system, with the margin.
 
-    backup:  a dense copy of every backed-up path (framework trees, records, base manifest, .gitignore), its
+    backup:  a dense copy of every backed-up path (`paths`: framework trees, records, base manifest; the
+             project's .gitignore and IDE config), its
              directories, the backup manifests, and the venv snapshot's directories (its files are hard links);
     staging: the shipped source archive, the unpacked source, the staged mcp_server and the content writes —
              each at most the source's bytes plus a partly used block per file;
     records: reports, records and the session journal.
     """
     backup = backup_files = 0
-    paths = [os.path.join(home, rel) for rel in DEFAULT_PATHS] + [os.path.join(project, rel) for rel in PROJECT_FILES]
-    for path in paths:
+    for path in [os.path.join(home, rel) for rel in paths] + [os.path.join(project, rel) for rel in PROJECT_FILES]:
         if os.path.islink(path):
             continue
         if os.path.isdir(path):

@@ -52,6 +52,14 @@ options:
     elements: str
     default: [mcp_server, scripts, standards/universal, workflows, usage, config.json, VERSION.txt,
               UPDATE_LOG.txt, INSTALLATION_SUMMARY.md, .cache/base-manifest.json]
+  workflows:
+    description:
+      - The entries of C(workflows/) the upgrade owns (RV(praxis.upgrade.praxis_source#module:workflows)); with
+        O(state=present), the C(workflows) entry of O(paths) is narrowed to them plus those the base manifest lists,
+        so the operator's own workflows are neither copied nor verified (an upgrade never writes them).
+      - Unset, the whole C(workflows) tree is backed up.
+    type: list
+    elements: str
   project_dir:
     description: The project directory holding O(project_files); defaults to the parent of O(praxis_home).
     type: path
@@ -268,11 +276,12 @@ def run_present(module, home, root, project):
             module.fail_json(msg="the backup this session made earlier " + backup.verification_message(report))
         return dict(changed=False, verified=True, reused=True, path=report["path"], name=report["name"],
                     file_count=report["file_count"], bytes=None, venv_files=None, duration_s=0.0)
+    paths = backup.owned_paths(home, params["paths"], params["workflows"])
     if module.check_mode:
-        planned = backup.plan(home, params["paths"], project, params["project_files"], venv)
+        planned = backup.plan(home, paths, project, params["project_files"], venv)
         return dict(changed=True, path=None, name=None, file_count=planned["file_count"], bytes=planned["bytes"],
                     venv_files=planned["venv_files"], paths=planned["paths"], duration_s=0.0)
-    created = backup.create(home, root, params["paths"], project_dir=project, project_files=params["project_files"],
+    created = backup.create(home, root, paths, project_dir=project, project_files=params["project_files"],
                             venv=venv, session_id=params["session_id"])
     for warning in created.pop("warnings"):
         module.warn(warning)
@@ -341,6 +350,7 @@ def main():
             praxis_home=dict(type="path", required=True),
             backup_root=dict(type="path"),
             paths=dict(type="list", elements="str", default=list(backup.DEFAULT_PATHS)),
+            workflows=dict(type="list", elements="str"),
             project_dir=dict(type="path"),
             project_files=dict(type="list", elements="str", default=list(backup.PROJECT_FILES)),
             venv=dict(type="bool", default=True),

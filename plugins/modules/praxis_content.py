@@ -232,7 +232,9 @@ kept_removed:
   type: list
   elements: str
 user_files:
-  description: Files in the trees that were never upstream; never touched.
+  description:
+    - Files in the trees that were never upstream; never touched. The operator's own workflows (entries of
+      C(workflows/) that no version of the source ships and the base does not list) are not even read.
   returned: always
   type: list
   elements: str
@@ -283,7 +285,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.session import reco
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils import content, ideconfig, installs
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, read_json, sha256_file
-from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import validate_manifest
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import narrow_trees, owned_workflows, validate_manifest
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
 
 try:
@@ -386,7 +388,10 @@ def main():
         upstream = content.only_trees(upstream_all, trees)
         history = content.only_trees(check_history(p["history"]), trees)
         base, ide_base, base_from = resolve_base(module, home, trees)
-        local = content.local_manifest(home, trees)
+        # a local path outside what any version ships or the base wrote is the user's either way: the
+        # user's own workflows are not even hashed
+        owned = owned_workflows(list(upstream_all) + list(history) + list(base) + list(p["installs"].get("paths") or ()))
+        local = content.local_manifest(home, narrow_trees(trees, owned))
     except (ValueError, OSError) as exc:
         module.fail_json(msg=str(exc))
     plan = content.classify(local, base, upstream, history)

@@ -91,6 +91,13 @@ options:
     description: Seconds the venv python may take to start.
     type: int
     default: 30
+  workflows:
+    description:
+      - The entries of C(workflows/) the upgrade owns (RV(praxis.upgrade.praxis_source#module:workflows)): the tree
+        checks and the backup's disk estimate look only at them (and those the base manifest lists), never at the
+        operator's own workflows. Unset, all of C(workflows/).
+    type: list
+    elements: str
   source_installs:
     description:
       - Installs of the source's history (RV(praxis.upgrade.praxis_source#module:installs)). Without a base
@@ -269,6 +276,7 @@ import os
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.praxis.upgrade.plugins.module_utils import backup
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
 from ansible_collections.praxis.upgrade.plugins.module_utils import procutil
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
@@ -375,15 +383,24 @@ class Preflight:
         stats = os.statvfs(home)
         free = stats.f_bavail * stats.f_frsize
         need = target_checks.disk_need(home, os.path.dirname(home), self.p["bytes_to_write"],
-                                       self.p["files_to_write"], stats.f_frsize)
+                                       self.p["files_to_write"], stats.f_frsize,
+                                       paths=self.owned(home, target_checks.DEFAULT_PATHS))
         self.facts.update(disk_free_bytes=free, disk_needed_bytes=need["needed_bytes"],
                           backup_bytes=need["backup_bytes"], disk_estimate=need)
         if free < need["needed_bytes"]:
             self.problems.append(target_checks.disk_message(home, need, free))
 
+    def owned(self, home, paths):
+        """`paths` with workflows/ narrowed to what the upgrade owns there (the backup's rule)."""
+        try:
+            return backup.owned_paths(home, paths, self.p["workflows"])
+        except backup.BackupError as exc:
+            self.problems.append(str(exc))
+            return list(paths)
+
     def trees(self, home):
         """Framework trees and the base manifest, checked now rather than after the lock is taken."""
-        self.problems.extend(target_checks.tree_problems(home))
+        self.problems.extend(target_checks.tree_problems(home, self.owned(home, target_checks.FRAMEWORK_TREES)))
         base = target_checks.base_manifest_problem(home)
         if base:
             self.problems.append(base)
@@ -499,6 +516,7 @@ def main():
             run=dict(type="dict"),
             python_timeout=dict(type="int", default=30),
             source_installs=dict(type="dict"),
+            workflows=dict(type="list", elements="str"),
         ),
         supports_check_mode=True,
     )

@@ -113,6 +113,14 @@ installs:
       C(mcp_keys), C(shallow), C(commit_count), C(truncated), C(source).
   returned: always
   type: dict
+workflows:
+  description:
+    - The entries of C(workflows/) (C(workflows/<name>)) some commit of HEAD's history installs: what an upgrade
+      owns there. The operator's own workflows beside them are never walked, copied or restored.
+  returned: always
+  type: list
+  elements: str
+  sample: ["workflows/spec_creation_v1", "workflows/spec_execution_v1"]
 shallow:
   description: Whether the source is a shallow clone (its history cannot prove pristine files of older installs).
   returned: always

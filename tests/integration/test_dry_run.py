@@ -25,6 +25,10 @@ def expected_counts(host: Any) -> dict[str, int]:
         rel = path.relative_to(host.home).as_posix()
         if path.is_file() and rel.startswith(CONTENT_TREES) and "__pycache__" not in rel:
             local[rel] = path.read_text(encoding="utf-8")
+    # the user's own workflows (entries of workflows/ no version ships) are not even looked at
+    owned = {"/".join(k.split("/")[:2]) for version in fx.VERSIONS for k in fx.installed_tree(version)
+             if k.startswith("workflows/")}
+    local = {k: v for k, v in local.items() if not k.startswith("workflows/") or "/".join(k.split("/")[:2]) in owned}
     counts = dict.fromkeys(("add", "update", "unchanged", "keep", "conflict", "delete", "user", "keep_removed"), 0)
     for rel in set(local) | set(v2):
         if rel not in v1 and rel not in v2:

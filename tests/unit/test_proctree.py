@@ -35,13 +35,15 @@ def wait_dead(pids: list[int], timeout: float = 10) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-def seen_below(root: int, pids: set[int], timeout: float = 10) -> set[int]:
-    """What `descendants` finds of `pids` once all are there (or at the timeout): the children exist
-    when the controller prints their pids, but a loaded machine's /proc is not waited on twice."""
+def settled(root: int, pids: set[int], timeout: float = 10) -> set[int]:
+    """The `pids` that `descendants(root)` finds, once each shows its argv (or at the timeout).
+
+    Popen returns when the child's exec closes its close-on-exec pipe, which the kernel does before it
+    lays out the new argv: for a moment /proc/<pid>/cmdline is empty (seen on CI's loaded machine)."""
     deadline = time.monotonic() + timeout
     while True:
         found = set(proctree.descendants(root)) & pids
-        if found == pids or time.monotonic() > deadline:
+        if (found == pids and all(proctree.cmdline(p) for p in pids)) or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
 
@@ -66,7 +68,7 @@ def test_kill_run_takes_setsid_workers_and_spares_what_it_is_told() -> None:
     try:
         plain, worker, spared = (int(x) for x in proc.stdout.readline().split())  # type: ignore[union-attr]
         expected = {plain, worker, spared}
-        assert seen_below(proc.pid, expected) == expected, tree_of([proc.pid, plain, worker, spared])
+        assert settled(proc.pid, expected) == expected, tree_of([proc.pid, plain, worker, spared])
         assert "keep-me" in proctree.cmdline(spared)
 
         def keep(pid: int) -> bool:

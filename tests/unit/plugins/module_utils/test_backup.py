@@ -628,3 +628,42 @@ def test_create_flushes_once_not_per_file(install, monkeypatch):
     assert calls.count("fsync") == few, calls
     assert calls.index("sync " + big["path"]) < calls.index("write MANIFEST.json")
     assert backup.verify(big["path"])["ok"], "the copies hold the bytes the manifest names"
+
+
+def test_the_users_own_workflows_are_neither_copied_nor_restored(install):
+    """Only the workflows the framework owns (the source's, the base manifest's) are backed up and restored:
+    the user's own workflow beside them is not read, and an edit to it during the upgrade survives a rollback;
+    a workflow the upgrade added is removed by the rollback (recorded absent)."""
+    project, home = install
+    write(os.path.join(home, "workflows", "mine", "phases", "0.md"), "my workflow\n")
+    atomic_write_json(os.path.join(home, ".cache", "base-manifest.json"),
+                      {"files": {"workflows/old_v1/a.md": "0" * 64}})
+    write(os.path.join(home, "workflows", "old_v1", "a.md"), "old\n")
+    paths = backup.owned_paths(home, PATHS, ["workflows/wf1", "workflows/new_v2"])
+    assert [p for p in paths if p.startswith("workflows")] == ["workflows/new_v2", "workflows/old_v1", "workflows/wf1"]
+    path = backup.create(home, os.path.join(home, ".backups"), paths, project_dir=project, session_id="s1",
+                         now=NOW)["path"]
+    doc = json.loads(open(os.path.join(path, backup.MANIFEST)).read())
+    assert not [k for k in doc["files"] if "/mine/" in k]
+    assert doc["paths"]["workflows/new_v2"] == "absent"
+
+    write(os.path.join(home, "workflows", "new_v2", "x.md"), "added by the upgrade\n")
+    write(os.path.join(home, "workflows", "wf1", "metadata.json"), '{"v": 2}\n')
+    write(os.path.join(home, "workflows", "mine", "phases", "0.md"), "my workflow, edited meanwhile\n")
+    backup.restore(path, home, project)
+    assert not os.path.exists(os.path.join(home, "workflows", "new_v2"))
+    assert open(os.path.join(home, "workflows", "wf1", "metadata.json")).read() == "{}\n"
+    assert open(os.path.join(home, "workflows", "mine", "phases", "0.md")).read() == "my workflow, edited meanwhile\n"
+
+
+def test_owned_paths_keep_the_whole_tree_when_ownership_is_unknown(install):
+    project, home = install
+    assert backup.owned_paths(home, PATHS, None) == PATHS
+    write(os.path.join(home, ".cache", "base-manifest.json"), "{not json")
+    assert backup.owned_paths(home, PATHS, ["workflows/wf1"]) == PATHS  # unreadable base: what did it write?
+    shutil.rmtree(os.path.join(home, "workflows"))
+    os.unlink(os.path.join(home, ".cache", "base-manifest.json"))
+    assert backup.owned_paths(home, PATHS, ["workflows/wf1"]) == PATHS  # absent: a rollback removes all of it
+    os.makedirs(os.path.join(home, "workflows"))
+    with pytest.raises(BackupError, match="workflows: .*praxis_source"):
+        backup.owned_paths(home, PATHS, ["../escape"])

@@ -9,6 +9,8 @@ import pytest
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
+    narrow_trees,
+    owned_workflows,
     IGNORE,
     ManifestDiff,
     build_manifest,
@@ -240,3 +242,21 @@ def test_compare_tree_only_checks_named_paths_without_extras(tree):
 def test_compare_tree_only_refuses_unsafe_names(tree):
     with pytest.raises(UnsafePathError):
         compare_tree(str(tree), {}, only=["../outside"])
+
+
+def test_owned_workflows_are_the_entries_some_path_lies_in() -> None:
+    rels = ["workflows/spec_v1/phases/0.md", "workflows/spec_v1/meta.json", "workflows/README.md",
+            "mcp_server/server.py", "workflowsX/a.md", "workflows/"]
+    assert owned_workflows(rels) == {"workflows/spec_v1", "workflows/README.md"}
+    assert owned_workflows([]) == set()
+
+
+def test_narrow_trees_replaces_the_workflows_tree_in_place() -> None:
+    trees = ["scripts", "workflows", "usage"]
+    assert narrow_trees(trees, None) == trees  # ownership unknown: the whole tree
+    assert narrow_trees(trees, {"workflows/b", "workflows/a"}) == ["scripts", "workflows/a", "workflows/b", "usage"]
+    assert narrow_trees(trees, []) == ["scripts", "usage"]  # the framework owns nothing there
+    assert narrow_trees(["scripts"], {"workflows/a"}) == ["scripts"]  # no workflows tree to narrow
+    for bad in ("workflows/../x", "/workflows/a", "standards/a", "workflows/a/b"):
+        with pytest.raises(UnsafePathError):
+            narrow_trees(trees, [bad])

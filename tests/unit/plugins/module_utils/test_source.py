@@ -135,6 +135,16 @@ def test_inspect_returns_version_manifest_and_history(repo: Path) -> None:
     assert "workflows/wf1/steady.md" not in history
     assert "standards/universal/sub/new-name.md" not in history
     assert not any(rel.startswith("universal/") or rel == "README.md" for rel in history)
+    assert info["workflows"] == ["workflows/wf1", "workflows/wf2"]
+
+
+def test_workflows_owned_include_those_an_older_version_shipped(repo: Path) -> None:
+    """A workflow upstream dropped stays the framework's (an installation of the older version holds it);
+    a workflow no version ships is the user's."""
+    commit(repo, {"universal/workflows/wf2/x.md": None}, "drop wf2")
+    info = source.inspect(str(repo))
+    assert "workflows/wf2/x.md" not in info["manifest"]
+    assert info["workflows"] == ["workflows/wf1", "workflows/wf2"]
 
 
 def test_history_covers_merged_branches_and_skips_ignored_and_symlink_blobs(repo: Path) -> None:

@@ -21,7 +21,7 @@ EXPECTED = {
     "conflicts": ["standards/universal/core.md"],
     "deleted": ["standards/universal/gone.md", "standards/universal/sub/old-name.md"],
     "kept_removed": ["usage/old.md"],
-    "user_files": ["workflows/mine/flow.md"],
+    "user_files": ["workflows/wf1/my-notes.md"],  # the user's own workflows/mine/ is not even hashed
 }
 COUNTS = {"add": 2, "update": 2, "unchanged": 1, "keep": 1, "conflict": 1, "delete": 2, "user": 1,
           "keep_removed": 1}
@@ -45,6 +45,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     (home / "workflows" / "wf1" / "steady.md").write_text("# steady, my edits\n")
     (home / "workflows" / "mine").mkdir()
     (home / "workflows" / "mine" / "flow.md").write_text("# my workflow\n")
+    (home / "workflows" / "wf1" / "my-notes.md").write_text("# my notes in a framework workflow\n")
     (home / "standards" / "development").mkdir()
     (home / "standards" / "development" / "mine.md").write_text("# user tree\n")
     git(repo, "checkout", "-q", "main")
