@@ -188,9 +188,10 @@ def link_out_of_standards(fleet: Any) -> tuple[Path, list[str]]:
 
 def non_utf8_name(fleet: Any) -> tuple[Path, list[str]]:
     project = variant(fleet, "non-utf8")
-    os.close(os.open(os.fsencode(project / ".praxis-os" / "workflows") + b"/r\xe9sum\xe9.md",
+    os.close(os.open(os.fsencode(project / ".praxis-os" / "workflows" / "spec_creation_v1") + b"/r\xe9sum\xe9.md",
                      os.O_CREAT | os.O_WRONLY, 0o644))
-    return project, ["workflows/r\\xe9sum\\xe9.md", "not printable UTF-8", "Next: rename or remove them"]
+    return project, ["workflows/spec_creation_v1/r\\xe9sum\\xe9.md", "not printable UTF-8",
+                     "Next: rename or remove them"]
 
 
 def newline_name(fleet: Any) -> tuple[Path, list[str]]:

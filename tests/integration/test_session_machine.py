@@ -93,14 +93,13 @@ def test_two_concurrent_runs_never_share_a_session(make_fleet: Any) -> None:
 
 @pytest.fixture(scope="module")
 def pair(make_fleet: Any) -> Any:
-    """Two upgraded installations (a user symlink inside a framework tree of the first)."""
+    """Two upgraded installations (a user symlink inside a framework workflow of the first)."""
     fleet = make_fleet("pair")
     mine = fleet.add("mine", "v1")
     other = fleet.add("other", "v1")
-    flow = mine.home / "workflows" / "my_flow"
-    flow.mkdir(parents=True, exist_ok=True)
-    (flow / "README.md").write_text("# my flow\n")
-    os.symlink("README.md", flow / "LATEST.md")
+    flow = mine.home / "workflows" / "spec_creation_v1"  # the framework's: backed up and restored
+    (flow / "my-notes.md").write_text("# my notes\n")
+    os.symlink("my-notes.md", flow / "LATEST.md")
     v1 = snapshot(mine.project, EXACT)
     proc = fleet.upgrade("v2")
     assert proc.returncode == 0, output(proc)[-6000:]
@@ -131,13 +130,15 @@ def test_a_backup_of_another_installation_is_refused_changing_nothing(pair: Any,
 
 def test_a_user_symlink_in_a_framework_tree_stays_a_symlink(pair: Any) -> None:
     fleet, mine, _other, v1 = pair
-    link = mine.home / "workflows" / "my_flow" / "LATEST.md"
+    link = mine.home / "workflows" / "spec_creation_v1" / "LATEST.md"
     assert link.is_symlink()  # the upgrade left it alone
     backup = Path(facts(mine)["backup_path"])
-    assert (backup / "files" / "workflows" / "my_flow" / "LATEST.md").is_symlink()
+    assert (backup / "files" / "workflows" / "spec_creation_v1" / "LATEST.md").is_symlink()
+    # the user's own workflow is not the upgrade's: not even copied
+    assert (mine.home / fx.USER_WORKFLOW).is_dir() and not (backup / "files" / fx.USER_WORKFLOW).exists()
     proc = fleet.playbook("rollback.yml", "--limit", "mine")
     assert proc.returncode == 0, output(proc)[-6000:]
-    assert link.is_symlink() and os.readlink(link) == "README.md"
+    assert link.is_symlink() and os.readlink(link) == "my-notes.md"
     assert tree_diff(v1, snapshot(mine.project, EXACT)) == NO_CHANGE
 
 
