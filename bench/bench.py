@@ -76,6 +76,15 @@ def goals(result: dict[str, Any]) -> list[Goal]:
                         1.3, detail="%s s / %.2f s (%d venv files)%s" % (
                             "%.2f" % backup if backup else "-", s["cp -al venv"], scale["venv"]["files"],
                             "; the module's own duration_s %.2f s" % inner[0] if inner else "")))
+        alone = s.get("venv snapshot inside praxis_backup (timings.venv_snapshot_s)")
+        out.append(Goal("(info) venv snapshot alone (inside praxis_backup) / cp -al of the venv",
+                        ratio(alone, s["cp -al venv"]), 1.3,
+                        detail="%s s / %.2f s" % ("%.2f" % alone if alone else "-", s["cp -al venv"])))
+        rebuild = s.get("new server's index rebuild (its log)")
+        out.append(Goal("(info) downtime without the new server's index rebuild - bare restart",
+                        None if rebuild is None else down - rebuild - bare, 1.0, "+s",
+                        detail="%.2f s unanswered - %s s index rebuild (the bare restart rebuilds nothing) - %.2f s"
+                               % (down, "%.2f" % rebuild if rebuild is not None else "-", bare)))
     else:
         out += [Goal(n, None, lim, u) for n, lim, u in (
             ("Downtime during an upgrade (deps change, real-size venv) - bare restart", 1.0, "+s"),

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,26 @@ def fixture_case() -> dict[str, Any]:
                 marks={"upgrade": _marks(tasks, upgrade_probe.wall0)})
 
 
+def index_rebuild_seconds(log: Path) -> float | None:
+    """Seconds of the first index rebuild the server log shows (the fixture server logs
+    "<flag> found: rebuilding ..." and "<flag> removed: ..."), None when it shows none."""
+    stamps: dict[str, float] = {}
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        for key, words in (("found", ".rebuild_index found"), ("removed", ".rebuild_index removed")):
+            if words in line and key not in stamps and ("found" in stamps or key == "found"):
+                try:
+                    stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                except ValueError:
+                    pass
+    if "found" in stamps and "removed" in stamps:
+        return round(stamps["removed"] - stamps["found"], 3)
+    return None
+
+
 def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     """A venv padded to real size: upgrade (probed), bare restart, cp -al vs backup, rollback, shell."""
     pad = padding.venv_padding(cache, files, total)
@@ -85,6 +106,13 @@ def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     inner = [t["module_duration_s"] for t in taken if "module_duration_s" in t]
     if inner:
         seconds["praxis_backup module duration_s (pip freeze + trees + venv links + verify)"] = sum(inner)
+    snapshot = [t["module_timings"]["venv_snapshot_s"] for t in taken
+                if isinstance(t.get("module_timings", {}).get("venv_snapshot_s"), (int, float))]
+    if snapshot:
+        seconds["venv snapshot inside praxis_backup (timings.venv_snapshot_s)"] = sum(snapshot)
+    rebuild = index_rebuild_seconds(host.home / ".cache" / "mcp_server.log")
+    if rebuild is not None:
+        seconds["new server's index rebuild (its log)"] = rebuild
     return dict(seconds=seconds, venv={"files": venv_files, "bytes": venv_bytes}, restart=restart,
                 **_phases_and_tasks(tasks), rollback_phases=runs.phase_costs(rollback_tasks, "h00"),
                 downtime={"upgrade": upgrade_probe.summary(), "shell": shell_probe.summary()},

@@ -16,7 +16,7 @@ DOCUMENTATION = r"""
 name: praxis_timing
 type: aggregate
 short_description: Seconds per task for bench/run
-description: Appends one JSON line per finished task (role, task, host, action, status, wall_start, seconds, the module's duration_s) to $PRAXIS_TIMING_FILE.
+description: Appends one JSON line per finished task (role, task, host, action, status, wall_start, seconds, the module's duration_s and timings) to $PRAXIS_TIMING_FILE.
 requirements:
   - PRAXIS_TIMING_FILE set in the environment
 """
@@ -47,6 +47,9 @@ class CallbackModule(CallbackBase):
         inner = result._result.get("duration_s") if isinstance(result._result, dict) else None
         if isinstance(inner, (int, float)):
             line["module_duration_s"] = inner  # the module's own measure, without Ansible's round trip
+        parts = result._result.get("timings") if isinstance(result._result, dict) else None
+        if isinstance(parts, dict):
+            line["module_timings"] = parts  # where the module's time went (praxis_backup)
         with open(self._path, "a") as handle:
             handle.write(json.dumps(line) + "\n")
 

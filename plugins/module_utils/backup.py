@@ -154,31 +154,46 @@ def _scan_tree(root: str) -> Tuple[List[Tuple[str, str]], List[str], Dict[str, s
 # --------------------------------------------------------------------------- create
 
 
-def pip_freeze(venv_path: str, timeout: float = PIP_TIMEOUT) -> bytes:
-    """`<venv>/bin/python -m pip freeze` without network; BackupError with the next step on failure."""
+def _freeze_hint(venv_path: str) -> str:
+    return ("check the venv works (%s -m pip --version), or back up without it (venv: false)"
+            % os.path.join(venv_path, "bin", "python"))
+
+
+def start_pip_freeze(venv_path: str) -> "subprocess.Popen[bytes]":
+    """Start `<venv>/bin/python -m pip freeze` (no network); `finish_pip_freeze` collects it. It only
+    reads the venv, so it runs beside the backup's copies and snapshot (it takes ~0.5 s at real size)."""
     python = os.path.join(venv_path, "bin", "python")
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     for name in ("PYTHONPATH", "PYTHONHOME"):
         env.pop(name, None)
-    hint = "check the venv works (%s -m pip --version), or back up without it (venv: false)" % python
     try:
-        proc = subprocess.run(
-            [python, "-m", "pip", "freeze"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BackupError("pip freeze of %s did not finish within %ss; %s" % (venv_path, timeout, hint)) from exc
+        return subprocess.Popen([python, "-m", "pip", "freeze"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
     except OSError as exc:
-        raise BackupError("cannot run %s (%s); %s" % (python, exc.strerror or exc, hint)) from exc
+        raise BackupError("cannot run %s (%s); %s" % (python, exc.strerror or exc, _freeze_hint(venv_path))) from exc
+
+
+def finish_pip_freeze(proc: "subprocess.Popen[bytes]", venv_path: str, timeout: float, elapsed: float = 0.0) -> bytes:
+    """The output of a pip freeze started `elapsed` seconds ago, `timeout` seconds in all; BackupError with
+    the next step on failure (the process is killed and reaped on a timeout)."""
+    try:
+        out, err = proc.communicate(timeout=max(0.01, timeout - elapsed))
+    except subprocess.TimeoutExpired as exc:
+        stop_pip_freeze(proc)
+        raise BackupError("pip freeze of %s did not finish within %ss; %s"
+                          % (venv_path, timeout, _freeze_hint(venv_path))) from exc
     if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip()[-500:]
-        raise BackupError("pip freeze of %s failed (exit %d: %s); %s" % (venv_path, proc.returncode, tail, hint))
-    return proc.stdout
+        tail = err.decode("utf-8", "replace").strip()[-500:]
+        raise BackupError("pip freeze of %s failed (exit %d: %s); %s"
+                          % (venv_path, proc.returncode, tail, _freeze_hint(venv_path)))
+    return out
+
+
+def stop_pip_freeze(proc: "subprocess.Popen[bytes]") -> None:
+    """Kill (our own child, by its pid) and reap a pip freeze that is no longer wanted."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
 
 
 def _make_unique_dir(backup_root: str, base: str) -> str:
@@ -303,9 +318,38 @@ def _materialise_venv(source: str, dest: str, layout: VenvManifest) -> bool:
 
 
 def snapshot_venv(venv_path: str, dest: str) -> Tuple[VenvManifest, bool]:
-    """Snapshot a venv as hard links (never hashed: a real one is ~41,000 files); return (layout, linked)."""
-    layout = _venv_state(venv_path)
-    return layout, _materialise_venv(venv_path, dest, layout)
+    """Snapshot a venv as hard links (never hashed: a real one is ~41,000 files); return (layout, linked).
+
+    One walk, like `cp -al`: each directory is read once, its files linked (their stat recorded as
+    `_venv_state` would), its symlinks recreated, its subdirectories made; directory modes are set last.
+    """
+    files: Dict[str, list] = {}
+    links: Dict[str, str] = {}
+    dirs: List[str] = []
+    use_links = True
+    os.mkdir(dest)
+    stack = [("", venv_path)]
+    while stack:
+        rel_dir, path = stack.pop()
+        out_dir = os.path.join(dest, rel_dir) if rel_dir else dest
+        with os.scandir(path) as entries:
+            for entry in entries:
+                rel = rel_dir + "/" + entry.name if rel_dir else entry.name
+                out = os.path.join(out_dir, entry.name)
+                if entry.is_symlink():
+                    links[rel] = os.readlink(entry.path)
+                    os.symlink(links[rel], out)
+                elif entry.is_dir(follow_symlinks=False):
+                    dirs.append(rel)
+                    os.mkdir(out)
+                    stack.append((rel, entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    files[rel] = [st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)]
+                    use_links = _link_or_copy(entry.path, out, use_links)
+    for rel in [""] + dirs:
+        os.chmod(os.path.join(dest, rel), _mode(os.path.join(venv_path, rel)))
+    return {"files": files, "links": links, "dirs": sorted(dirs)}, use_links
 
 
 def owned_paths(praxis_home: str, paths: Iterable[str], workflows: Optional[Iterable[str]]) -> List[str]:
@@ -393,9 +437,14 @@ def create(
     project_rels = _checked_paths(project_files, "project_files") if project_dir else []
     stamp = _utc(now)
     venv_path = _venv_path(home, venv) if venv else None
-    requirements = pip_freeze(venv_path, pip_timeout) if venv_path else None
     os.makedirs(backup_root, exist_ok=True)
-    backup_dir = _make_unique_dir(backup_root, stamp.strftime("%Y-%m-%d-%H%M%S"))
+    freeze = start_pip_freeze(venv_path) if venv_path else None
+    try:
+        backup_dir = _make_unique_dir(backup_root, stamp.strftime("%Y-%m-%d-%H%M%S"))
+    except OSError:
+        if freeze is not None:
+            stop_pip_freeze(freeze)
+        raise
     doc = {
         "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": {}, "paths": {}, "project_paths": {}, "modes": {}, "dirs": [], "links": {},
@@ -405,22 +454,30 @@ def create(
     }
     count = size = 0
     layout: VenvManifest = {"files": {}}
+    timings = {"venv_snapshot_s": 0.0, "pip_freeze_wait_s": 0.0}
     try:
         sources = [("paths", FILES, rel, os.path.join(home, rel)) for rel in rels]
         sources += [("project_paths", PROJECT, rel, os.path.join(str(project_dir), rel)) for rel in project_rels]
         for table, prefix, rel, src in sources:
             doc[table][rel], n_files, n_bytes = _copy_path(src, backup_dir, prefix + "/" + rel, doc)
             count, size = count + n_files, size + n_bytes
-        if venv_path and requirements is not None:
-            atomic_write_bytes(os.path.join(backup_dir, REQUIREMENTS), requirements)
+        if venv_path and freeze is not None:
+            begun = time.monotonic()
             layout, doc["venv_linked"] = snapshot_venv(venv_path, os.path.join(backup_dir, VENV_SNAPSHOT))
+            timings["venv_snapshot_s"] = round(time.monotonic() - begun, 3)
             atomic_write_json(os.path.join(backup_dir, VENV_MANIFEST), layout)
+            begun = time.monotonic()
+            requirements = finish_pip_freeze(freeze, venv_path, pip_timeout, begun - started)
+            timings["pip_freeze_wait_s"] = round(time.monotonic() - begun, 3)
+            atomic_write_bytes(os.path.join(backup_dir, REQUIREMENTS), requirements)
         doc["residue"] = record_residue(home, rels, backup_dir, doc)  # bytecode: in the manifest, not the count
         doc["dirs"].sort()
         sync_filesystem(backup_dir)  # every copy durable, once, before the manifest publishes them
         atomic_write_json(os.path.join(backup_dir, MANIFEST), doc)  # last: now the backup is complete
         fsync_dir(backup_root)
     except Exception as exc:
+        if freeze is not None:
+            stop_pip_freeze(freeze)
         remove_path(backup_dir)
         if isinstance(exc, OSError):
             raise BackupError(
@@ -438,6 +495,7 @@ def create(
         "paths": dict(doc["paths"]),
         "project_paths": dict(doc["project_paths"]),
         "duration_s": round(time.monotonic() - started, 3),
+        "timings": timings,
         "warnings": [],
     }
     if doc["venv_linked"] is False:

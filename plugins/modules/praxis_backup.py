@@ -187,6 +187,13 @@ duration_s:
   description: Seconds taken.
   returned: state is present or restored
   type: float
+timings:
+  description:
+    - Where a new backup's time went, in seconds - C(venv_snapshot_s) (the hard-link snapshot of the venv) and
+      C(pip_freeze_wait_s) (waiting for C(pip freeze), which runs beside the copies and the snapshot).
+  returned: state is present and a backup was created
+  type: dict
+  sample: {"venv_snapshot_s": 0.61, "pip_freeze_wait_s": 0.0}
 verified:
   description: Whether the backup passed verification (always true on success; the task fails otherwise).
   returned: state is present (not check mode), verified or restored

@@ -107,3 +107,18 @@ def test_split_sizes_and_quick_knobs() -> None:
     args = parse(["--quick", "--pad-files", "100", "--fleet", "1,3"])
     assert args.pad_files == 100 and args.fleet_sizes == [1, 3] and args.user_files == 10000
     assert parse([]).user_mb == 5120 and parse([]).fleet_sizes == [1, 4, 8, 16]
+
+
+def test_index_rebuild_seconds_from_the_server_log(tmp_path) -> None:
+    from bench.cases import index_rebuild_seconds
+
+    log = tmp_path / "mcp_server.log"
+    assert index_rebuild_seconds(log) is None  # no log
+    log.write_text("2026-11-30 13:51:24,100 [INFO] x: started\n"
+                   "2026-11-30 13:51:27,218 [INFO] x: /p/standards/.rebuild_index removed: ready\n"  # before any found
+                   "2026-11-30 13:51:24,212 [INFO] x: /p/standards/.rebuild_index found: rebuilding the search index\n"
+                   "2026-11-30 13:51:27,718 [INFO] x: /p/standards/.rebuild_index removed: search index ready\n"
+                   "2026-11-30 13:52:00,000 [INFO] x: /p/standards/.rebuild_index found: rebuilding again\n")
+    assert index_rebuild_seconds(log) == 3.506
+    log.write_text("2026-11-30 13:51:24,212 [INFO] x: /p/standards/.rebuild_index found: rebuilding\n")
+    assert index_rebuild_seconds(log) is None  # never finished
