@@ -16,7 +16,9 @@ DOCUMENTATION = r"""
 name: praxis_timing
 type: aggregate
 short_description: Seconds per task for bench/run
-description: Appends one JSON line per finished task (role, task, host, action, status, wall_start, seconds, the module's duration_s and timings) to $PRAXIS_TIMING_FILE.
+description:
+  - Appends one JSON line per finished task (role, task, host, action, status, wall_start, seconds, the module's
+    duration_s and timings) to $PRAXIS_TIMING_FILE.
 requirements:
   - PRAXIS_TIMING_FILE set in the environment
 """

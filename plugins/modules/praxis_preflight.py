@@ -93,7 +93,7 @@ options:
     default: 30
   workflows:
     description:
-      - The entries of C(workflows/) the upgrade owns (RV(praxis.upgrade.praxis_source#module:workflows)): the tree
+      - The entries of C(workflows/) the upgrade owns (RV(praxis.upgrade.praxis_source#module:workflows)). The tree
         checks and the backup's disk estimate look only at them (and those the base manifest lists), never at the
         operator's own workflows. Unset, all of C(workflows/).
     type: list

@@ -115,8 +115,8 @@ installs:
   type: dict
 workflows:
   description:
-    - The entries of C(workflows/) (C(workflows/<name>)) some commit of HEAD's history installs: what an upgrade
-      owns there. The operator's own workflows beside them are never walked, copied or restored.
+    - The entries of C(workflows/) (C(workflows/<name>)) some commit of HEAD's history installs, that is what an
+      upgrade owns there. The operator's own workflows beside them are never walked, copied or restored.
   returned: always
   type: list
   elements: str
