@@ -169,6 +169,30 @@ def read_journal(home: str) -> Optional[dict]:
     return document
 
 
+STARTED = "started_pids"
+
+
+def record_started(home: str, pid: int) -> bool:
+    """Journal the pid of a server this install started, as soon as it exists: a real server publishes its
+    state file only after its first index build (minutes), so until then only this names it, and an undo
+    (a re-run after a kill) must stop it. False when no install journal is there (not an install)."""
+    try:
+        journal = read_journal(home)
+    except (InstallError, ValueError, OSError):
+        return False
+    if journal is None:
+        return False
+    journal[STARTED] = sorted(set(started_pids(journal)) | {int(pid)})
+    atomic_write_json(journal_path(home), journal, 0o600)
+    return True
+
+
+def started_pids(journal: Optional[Mapping]) -> List[int]:
+    """The pids `record_started` journalled (callers verify each with procutil.check_server_pid)."""
+    pids = (journal or {}).get(STARTED) or []
+    return [p for p in pids if isinstance(p, int) and not isinstance(p, bool) and p > 0] if isinstance(pids, list) else []
+
+
 def paths_inside(home: str) -> List[str]:
     """Every path below `home` (dirs end with '/'), the lock and the journal excepted; links not followed."""
     found: List[str] = []
@@ -326,10 +350,11 @@ def _restore_project(project_dir: str, saved: Mapping[str, dict]) -> List[str]:
     return restored
 
 
-def undo(project_dir: str, home: str, stop_server: Callable[[], Optional[str]], check: bool = False) -> dict:
+def undo(project_dir: str, home: str, stop_server: Callable[[List[int]], Optional[str]], check: bool = False) -> dict:
     """Put the project back as the journal found it; idempotent (the journal goes last).
 
-    `stop_server` stops this project's server (by verified pid or unit) and says what it did.
+    `stop_server(started)` stops this project's server (by verified pid or unit, and each journalled
+    `started` pid that still runs this project's mcp_server) and says what it did.
     Returns {"undone", "stopped", "removed", "restored", "removed_home"}."""
     result = {"undone": False, "stopped": None, "removed": [], "restored": [], "removed_home": False}
     journal = read_journal(home) if os.path.isdir(home) else None
@@ -338,7 +363,7 @@ def undo(project_dir: str, home: str, stop_server: Callable[[], Optional[str]], 
     result["undone"] = True
     if check:
         return result
-    result["stopped"] = stop_server()
+    result["stopped"] = stop_server(started_pids(journal))
     if journal["created_home"]:
         result["restored"] = _restore_project(project_dir, journal["project"])
         shutil.rmtree(home)

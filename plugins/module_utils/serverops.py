@@ -127,12 +127,16 @@ def _check_entry(praxis_home: str, entry: dict) -> Dict[str, str]:
 STARTED_OP = "server_started"
 
 
-def record_started(state_path: str, pid: int) -> None:
-    """Journal the pid of a server this session started, as soon as it exists. A real server publishes its
+def record_started(state_path: str, pid: int, praxis_home: Optional[str] = None) -> None:
+    """Journal the pid of a server this run started, as soon as it exists. A real server publishes its
     state file only after its index rebuild (minutes): until then this entry is the only thing that names
-    it, and a failed wait or a rollback must stop it. Outside a session (nothing to roll back) a no-op."""
+    it, and a failed wait, a rollback or an install's undo must stop it. An upgrade journals it in its
+    session; an install (no session) in its install journal (`praxis_home`); otherwise a no-op."""
     if state.load(state_path) is not None:
         state.journal_set(state_path, {"op": STARTED_OP, "pid": pid})
+    elif praxis_home:
+        from ansible_collections.praxis.upgrade.plugins.module_utils import install  # install imports lock, not us
+        install.record_started(praxis_home, pid)
 
 
 def started_pid(state_path: str) -> Optional[int]:

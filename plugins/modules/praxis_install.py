@@ -24,7 +24,8 @@ description:
     the install journal C(.install-journal.json) (the paths that existed inside the installation, the bytes of
     C(.gitignore), C(.cursorrules) and C(.cursor/mcp.json)) before anything else is created, then creates the
     venv (C(python -m venv)). An unfinished install found there (its run gone) is undone first.
-  - O(state=undone) - stops this project's server (verified pid, or the unit), removes everything the journal
+  - O(state=undone) - stops this project's server (verified pid - the state file's and each pid the install
+    journalled when it started one - or the unit), removes everything the journal
     does not list, restores the project files, removes the installation directory when the install created
     it, so the project is exactly as before. Idempotent; the journal goes last. Refused while another live run holds
     the lock.
@@ -222,16 +223,21 @@ def _owner(p):
 
 
 def _stopper(p, home):
-    def stop():
+    def stop(started):
         mode, _why = procutil.resolve_mode(p["server_mode"], p["systemd_unit"], home)
         if mode == "systemd":
             procutil.systemd_stop(p["systemd_unit"], p["systemd_scope"])
             return "stopped unit %s" % p["systemd_unit"]
+        done = []
+        # a server the install started may not have published its state file yet (first index build)
+        for pid in started:
+            if procutil.check_server_pid(pid, home)[0]:
+                done.append("stopped started pid %s with SIG%s" % (pid, procutil.stop(pid)["stopped_by"] or "(gone)"))
         found = procutil.classify_server(home)
-        if found["kind"] != "http":
-            return "nothing to stop (%s)" % found["reason"]
-        stopped = procutil.stop(found["pid"])
-        return "stopped pid %s with SIG%s" % (found["pid"], stopped["stopped_by"] or "(gone)")
+        if found["kind"] == "http":
+            stopped = procutil.stop(found["pid"])
+            done.append("stopped pid %s with SIG%s" % (found["pid"], stopped["stopped_by"] or "(gone)"))
+        return "; ".join(done) or "nothing to stop (%s)" % found["reason"]
     return stop
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Dict
 
@@ -121,10 +124,41 @@ def test_undo_after_a_full_install_restores_the_project_exactly(tmp_path: Path, 
     assert journal["project"][".gitignore"]["existed"] and not journal["project"][".cursorrules"]["existed"]
     fake_install(project)
     stopped = []
-    result = install.undo(str(project), home, lambda: stopped.append(1) or "stopped")
-    assert result["undone"] and stopped == [1] and result["removed_home"] is not existing_home
+    result = install.undo(str(project), home, lambda started: stopped.append(started) or "stopped")
+    assert result["undone"] and stopped == [[]] and result["removed_home"] is not existing_home
     assert tree(project) == before
-    assert install.undo(str(project), home, lambda: "again")["undone"] is False  # idempotent: journal gone
+    assert install.undo(str(project), home, lambda started: "again")["undone"] is False  # idempotent: journal gone
+
+
+def test_undo_stops_a_server_the_install_started_before_it_published_itself(tmp_path: Path) -> None:
+    """A real server publishes its state file only after its first index build (minutes): an install killed
+    meanwhile leaves only the journalled pid naming it, and the undo of the next run stops it (verified as
+    this project's mcp_server: a journalled pid running something else is never signalled)."""
+    from ansible_collections.praxis.upgrade.plugins.modules import praxis_install
+
+    project = tmp_path / "p"
+    project.mkdir()
+    home = str(project / ".praxis-os")
+    assert install.record_started(home, 1) is False  # no install journal: not an install
+    install.begin(str(project), home, owner(), COMMIT)
+    building = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "mcp_server",
+                                 "--transport", "http"], cwd=str(project))
+    try:
+        deadline = time.monotonic() + 10  # /proc shows the argv once exec has laid it out
+        while "mcp_server" not in open("/proc/%d/cmdline" % building.pid, "rb").read().decode() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert install.record_started(home, building.pid) and install.record_started(home, os.getpid())
+        assert install.started_pids(install.read_journal(home)) == sorted([building.pid, os.getpid()])
+        stopper = praxis_install._stopper(dict(server_mode="auto", systemd_unit="", systemd_scope="system"), home)
+        result = install.undo(str(project), home, stopper)
+        assert result["stopped"].startswith("stopped started pid %d with SIG" % building.pid), result
+        assert building.wait(timeout=10) is not None and "pid %d" % os.getpid() not in result["stopped"]
+        assert not os.path.exists(home)
+    finally:
+        if building.poll() is None:
+            building.kill()
+            building.wait()
 
 
 def test_undo_resumes_after_a_crash_midway(tmp_path: Path) -> None:
@@ -136,7 +170,7 @@ def test_undo_resumes_after_a_crash_midway(tmp_path: Path) -> None:
     fake_install(project)
     journal = install.read_journal(home)
     install._remove_added(home, journal["before"])  # the first undo died after removing the trees
-    install.undo(str(project), home, lambda: None)
+    install.undo(str(project), home, lambda started: None)
     assert tree(project) == before
 
 
@@ -150,7 +184,7 @@ def test_begin_check_mode_creates_nothing(tmp_path: Path) -> None:
 def test_a_corrupt_journal_is_refused_with_a_next_step(tmp_path: Path) -> None:
     write(tmp_path / install.JOURNAL, json.dumps({"schema": 9}))
     with pytest.raises(install.InstallError, match="Next:"):
-        install.undo(str(tmp_path.parent), str(tmp_path), lambda: None)
+        install.undo(str(tmp_path.parent), str(tmp_path), lambda started: None)
 
 
 def test_project_files_that_are_links_are_refused_before_anything_is_created(tmp_path: Path) -> None:
