@@ -496,10 +496,12 @@ def _start_process(module, params, result):
     if module.check_mode:
         result["plan"].append("would start the server detached in http mode (log %s)" % result["log_file"])
         return
+
+    def journal_started(pid):
+        serverops.record_started(params["state_file"], pid, params["praxis_home"])
+
     waited = procutil.start_until_healthy(params["praxis_home"], params["project_dir"], params["server_env"],
-                                          params["timeout"], log_path=result["log_file"],
-                                          on_start=lambda pid: serverops.record_started(params["state_file"], pid,
-                                                                                         params["praxis_home"]))
+                                          params["timeout"], log_path=result["log_file"], on_start=journal_started)
     result.update(log_offset=waited["log_offset"], start_attempts=waited["attempts"])
     for lost in waited["lost_races"]:
         result["plan"].append("start pid %d lost the port race (address already in use: another server took "
