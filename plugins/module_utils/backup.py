@@ -38,6 +38,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     check_link_inside,
     ignored,
+    BASE_MANIFEST,
     load_manifest,
     narrow_trees,
     owned_workflows,
@@ -53,7 +54,7 @@ PROJECT = "project"
 # records. Preflight's disk estimate and tree checks read the same lists (target_checks).
 FRAMEWORK_TREES = ("mcp_server", "scripts", "standards/universal", "workflows", "usage")
 DEFAULT_PATHS = FRAMEWORK_TREES + ("config.json", "VERSION.txt", "UPDATE_LOG.txt", "INSTALLATION_SUMMARY.md",
-                                   ".cache/base-manifest.json")
+                                   BASE_MANIFEST)
 # Project files an upgrade may write (the .gitignore append; installer-owned IDE config and the
 # `.upstream` copies a conflict leaves beside it): backed up, restored, removed on rollback when absent before.
 PROJECT_FILES = (".gitignore", ".cursorrules", ".cursorrules.upstream", ".cursor/mcp.json", ".cursor/mcp.json.upstream")
@@ -278,28 +279,41 @@ def _link_or_copy(src: str, dst: str, use_links: bool) -> bool:
 
 
 def _venv_state(root: str) -> VenvManifest:
-    """Stat-only description of a venv tree: {"files": {rel: [size, mtime_ns, mode]}, "links", "dirs"}.
+    """Stat-only description of a venv tree: {"files": {rel: [size, mtime_ns, mode]}, "links", "dirs"}."""
+    return _walk_venv(root)[0]
 
-    os.scandir: entry types come from the directory itself, so only regular files cost a stat call.
-    """
+
+def _walk_venv(root: str, mirror: Optional[str] = None) -> Tuple[VenvManifest, bool]:
+    """(`_venv_state` of `root`, linked): one os.scandir walk (entry types come from the directory itself,
+    so only regular files cost a stat call). With `mirror` (an existing empty dir), the same walk builds a
+    hard-link copy there like `cp -al`: files linked (copied where links are refused), symlinks recreated,
+    subdirectories made; directory modes are left to the caller (a read-only dir would refuse the links)."""
     files: Dict[str, list] = {}
     links: Dict[str, str] = {}
     dirs: List[str] = []
+    use_links = True
     stack = [("", root)]
     while stack:
         rel_dir, path = stack.pop()
         with os.scandir(path) as entries:
             for entry in entries:
                 rel = rel_dir + "/" + entry.name if rel_dir else entry.name
+                out = os.path.join(mirror, rel) if mirror else None
                 if entry.is_symlink():
                     links[rel] = os.readlink(entry.path)
+                    if out:
+                        os.symlink(links[rel], out)
                 elif entry.is_dir(follow_symlinks=False):
                     dirs.append(rel)
+                    if out:
+                        os.mkdir(out)
                     stack.append((rel, entry.path))
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     files[rel] = [st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)]
-    return {"files": files, "links": links, "dirs": sorted(dirs)}
+                    if out:
+                        use_links = _link_or_copy(entry.path, out, use_links)
+    return {"files": files, "links": links, "dirs": sorted(dirs)}, use_links
 
 
 def _materialise_venv(source: str, dest: str, layout: VenvManifest) -> bool:
@@ -318,38 +332,13 @@ def _materialise_venv(source: str, dest: str, layout: VenvManifest) -> bool:
 
 
 def snapshot_venv(venv_path: str, dest: str) -> Tuple[VenvManifest, bool]:
-    """Snapshot a venv as hard links (never hashed: a real one is ~41,000 files); return (layout, linked).
-
-    One walk, like `cp -al`: each directory is read once, its files linked (their stat recorded as
-    `_venv_state` would), its symlinks recreated, its subdirectories made; directory modes are set last.
-    """
-    files: Dict[str, list] = {}
-    links: Dict[str, str] = {}
-    dirs: List[str] = []
-    use_links = True
+    """Snapshot a venv as hard links (never hashed: a real one is ~41,000 files) in the one walk that
+    describes it; return (layout, linked). Directory modes are set last."""
     os.mkdir(dest)
-    stack = [("", venv_path)]
-    while stack:
-        rel_dir, path = stack.pop()
-        out_dir = os.path.join(dest, rel_dir) if rel_dir else dest
-        with os.scandir(path) as entries:
-            for entry in entries:
-                rel = rel_dir + "/" + entry.name if rel_dir else entry.name
-                out = os.path.join(out_dir, entry.name)
-                if entry.is_symlink():
-                    links[rel] = os.readlink(entry.path)
-                    os.symlink(links[rel], out)
-                elif entry.is_dir(follow_symlinks=False):
-                    dirs.append(rel)
-                    os.mkdir(out)
-                    stack.append((rel, entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    files[rel] = [st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)]
-                    use_links = _link_or_copy(entry.path, out, use_links)
-    for rel in [""] + dirs:
+    layout, linked = _walk_venv(venv_path, dest)
+    for rel in [""] + layout["dirs"]:
         os.chmod(os.path.join(dest, rel), _mode(os.path.join(venv_path, rel)))
-    return {"files": files, "links": links, "dirs": sorted(dirs)}, use_links
+    return layout, linked
 
 
 def owned_paths(praxis_home: str, paths: Iterable[str], workflows: Optional[Iterable[str]]) -> List[str]:
@@ -358,7 +347,7 @@ def owned_paths(praxis_home: str, paths: Iterable[str], workflows: Optional[Iter
     `workflows` is None or the base manifest is unreadable (ownership unknown), and when workflows/ is not
     a directory (recorded absent, so a rollback removes all of it)."""
     home = os.path.abspath(praxis_home)
-    base = os.path.join(home, ".cache", "base-manifest.json")
+    base = os.path.join(home, BASE_MANIFEST)
     if workflows is None or not _is_real_dir(os.path.join(home, "workflows")):
         return list(paths)
     try:

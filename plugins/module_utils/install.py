@@ -24,6 +24,7 @@ import sys
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs, lock
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import BASE_MANIFEST
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
@@ -35,7 +36,6 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
 JOURNAL = ".install-journal.json"  # inside the installation; exists only while an install is unfinished
 JOURNAL_SCHEMA = 1
 LOCK = lock.LOCK_NAME  # the upgrade's lock: one run per installation, install or upgrade
-BASE_MANIFEST = ".cache/base-manifest.json"
 # Outside the installation the installer writes only these (SPEC 2.2): their prior bytes are journalled.
 PROJECT_FILES = (".gitignore", ".cursorrules", ".cursorrules.upstream", ".cursor/mcp.json", ".cursor/mcp.json.upstream")
 PROJECT_DIRS = (".cursor",)

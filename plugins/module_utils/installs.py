@@ -277,7 +277,9 @@ def preflight_facts(home: str, index: Optional[Mapping], recorded_commit: Option
     facts = {"installed_commit": recorded_commit,
              "installed_commit_source": "VERSION.txt or base manifest" if recorded_commit else None,
              "installed_commit_match": None}
-    if os.path.isfile(os.path.join(home, ".cache", "base-manifest.json")) or not _valid(index):
+    from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import BASE_MANIFEST
+
+    if os.path.isfile(os.path.join(home, BASE_MANIFEST)) or not _valid(index):
         return facts, []
     found = installed_identity(home, index, recorded_commit, local_trees(home, index), index.get("source"))
     facts.update(installed_commit=found["installed_commit"], installed_commit_source=found["installed_commit_source"],

@@ -24,6 +24,8 @@ Manifest = Dict[str, str]
 # there (workflows/<name>) that some version of the framework ships or that the last install wrote; the
 # rest is never walked, hashed, copied or restored (issue 10: big user content costs nothing).
 WORKFLOWS = "workflows"
+# What the last install or upgrade wrote (relative to .praxis-os): the base of the three-way content plan.
+BASE_MANIFEST = ".cache/base-manifest.json"
 
 
 class ManifestDiff(NamedTuple):

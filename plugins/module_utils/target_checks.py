@@ -17,9 +17,8 @@ from typing import Iterable, List, Optional, Tuple
 # files an upgrade may write): backup.py's lists, so the estimate counts exactly what praxis_backup copies.
 from ansible_collections.praxis.upgrade.plugins.module_utils.backup import DEFAULT_PATHS, FRAMEWORK_TREES, PROJECT_FILES
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json
-from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import validate_manifest
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import BASE_MANIFEST, validate_manifest
 
-BASE_MANIFEST = os.path.join(".cache", "base-manifest.json")
 LIST_LIMIT = 10
 # Reports, records, session journal, backup MANIFEST.json headers: small, but not nothing.
 RECORDS_BYTES = 256 * 1024

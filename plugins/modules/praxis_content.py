@@ -285,7 +285,8 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.session import reco
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils import content, ideconfig, installs
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, read_json, sha256_file
-from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import narrow_trees, owned_workflows, validate_manifest
+from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
+    BASE_MANIFEST, narrow_trees, owned_workflows, validate_manifest)
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
 
 try:
@@ -340,7 +341,7 @@ def shape(result, plan):
 def resolve_base(module, home, trees):
     """(base manifest restricted to `trees`, installer IDE digests of the installed commit, where from)."""
     p = module.params
-    base_path = p["base_manifest"] or os.path.join(home, ".cache", "base-manifest.json")
+    base_path = p["base_manifest"] or os.path.join(home, BASE_MANIFEST)
     base = load_base(base_path)
     commit = p["installed_commit"]
     ide_base = installs.ide_of(p["installs"], commit) if commit else {}
