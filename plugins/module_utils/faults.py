@@ -6,6 +6,7 @@
 `fault_point(name)` kills the whole process group with SIGKILL when the environment variable
 `PRAXIS_FAULT_POINT` equals `name`; otherwise it does nothing. Names in use: `backup.done`,
 `content.midway`, `server.during_staging`, `server.between_renames`, `server.during_pip`,
+`server.during_index_build`, `server.between_index_renames`,
 `cleanup.after_update_log`, `rollback.started`, `rollback.restore_midway`, `rollback.before_record`.
 """
 

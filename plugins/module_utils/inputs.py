@@ -73,6 +73,12 @@ VARIABLES: Tuple[Var, ...] = (
                                                                             "rollback", "install")),
     Var("praxis_health_timeout", "int", 90, "Seconds to wait for a healthy MCP answer (a real server needs 60 or "
         "more).", minimum=1, roles=("preflight", "server", "validate", "rollback", "install")),
+    Var("praxis_index_prebuild", "bool", True, "Build the new version's search index while the old server still "
+        "serves (its own C(scripts/build_rag_index.py), from the standards as the upgrade will leave them) and put it "
+        "in place at the swap; false leaves the rebuild to the new server's start (C(standards/.rebuild_index)), "
+        "inside the downtime and within C(praxis_health_timeout).", roles=("server",)),
+    Var("praxis_index_build_timeout", "int", 1800, "Seconds that build may take before it is killed and the new "
+        "server rebuilds the index at start instead.", minimum=1, roles=("server",)),
     Var("praxis_expected_tools", "list", [], "Tool names the upgraded server must list.", elements="str",
         roles=("validate", "install")),
     Var("praxis_min_tools", "int", 1, "Least number of tools the upgraded server must list.", minimum=0,

@@ -18,13 +18,11 @@ import json
 import os
 import subprocess
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import faults, state
-from ansible_collections.praxis.upgrade.plugins.module_utils.backup import FILES, MANIFEST, REBUILD_FLAG
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
-    atomic_write_bytes,
     copy_file_hashed,
     fsync_dir,
     remove_path,
@@ -34,7 +32,6 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     build_manifest,
     compare,
-    load_manifest,
     validate_manifest,
 )
 
@@ -279,7 +276,9 @@ def _tail(text: str, limit: int = PIP_TAIL) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def _pip_env(extra_env: Optional[Dict[str, object]]) -> Dict[str, str]:
+def venv_tool_env(extra_env: Optional[Dict[str, object]]) -> Dict[str, str]:
+    """The environment of a tool run by the venv's python (pip, the index builder): this process's, less
+    PYTHONPATH/PYTHONHOME and the fault point, plus ``extra_env`` (praxis_server_env)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PRAXIS_FAULT_POINT")}
     env.update({str(k): str(v) for k, v in (extra_env or {}).items()})
     env.setdefault("PIP_NO_INPUT", "1")
@@ -292,7 +291,7 @@ def unsatisfied_requirements(python: str, requirements: str, timeout: float = 60
     try:
         done = subprocess.run([python, "-c", _CHECK_SCRIPT, requirements], stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, check=False,
-                              env=_pip_env(None))
+                              env=venv_tool_env(None))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DependencyError("the venv python %s does not run (%s); the venv is broken — restore it with %s"
                               % (python, exc, ROLLBACK_HINT))
@@ -373,29 +372,37 @@ def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional
     return _done(result, begin)
 
 
-def _run_pip(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[str, object]]) -> str:
-    shown = " ".join(argv)
-    try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=_pip_env(env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    except OSError as exc:
-        raise DependencyError("cannot run `%s`: %s — the venv is broken; restore it with %s"
-                              % (shown, exc, ROLLBACK_HINT))
-    faults.fault_point("server.during_pip")
+def run_venv_tool(argv: List[str], cwd: str, env: Dict[str, str], timeout: float,
+                  fault: str) -> Tuple[Optional[int], str]:
+    """Run a tool of the venv (pip, the index builder) in this process group - a killed run takes it
+    along - with stdout and stderr captured together; (exit code, output), exit code None when it ran
+    out of time (it was killed). OSError when it cannot start. ``fault``: its fault point's name."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    faults.fault_point(fault)
     try:
         out = proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         proc.kill()
-        out = proc.communicate()[0]
-        tail = _tail(out.decode("utf-8", "replace"))
+        return None, proc.communicate()[0].decode("utf-8", "replace")
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def _run_pip(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[str, object]]) -> str:
+    shown = " ".join(argv)
+    try:
+        code, text = run_venv_tool(argv, cwd, venv_tool_env(env), timeout, "server.during_pip")
+    except OSError as exc:
+        raise DependencyError("cannot run `%s`: %s — the venv is broken; restore it with %s"
+                              % (shown, exc, ROLLBACK_HINT))
+    if code is None:
         raise DependencyError("`%s` did not finish within %g s (killed); the index may be unreachable — set "
                               "praxis_pip_args (e.g. --no-index --find-links DIR) and re-run, or roll back "
-                              "with %s" % (shown, timeout, ROLLBACK_HINT), tail)
-    text = out.decode("utf-8", "replace")
-    if proc.returncode != 0:
+                              "with %s" % (shown, timeout, ROLLBACK_HINT), _tail(text))
+    if code != 0:
         raise DependencyError("`%s` failed with exit %d; last output:\n%s\nNext: fix the index/wheelhouse in "
                               "praxis_pip_args and re-run the upgrade, or roll back with %s"
-                              % (shown, proc.returncode, _tail(text, 1200), ROLLBACK_HINT), _tail(text))
+                              % (shown, code, _tail(text, 1200), ROLLBACK_HINT), _tail(text))
     return text
 
 
@@ -403,7 +410,7 @@ def _post_install(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[
     """Run one optional post-install step; failures become warnings."""
     shown = " ".join(argv)
     try:
-        done = subprocess.run(argv, cwd=cwd, env=_pip_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        done = subprocess.run(argv, cwd=cwd, env=venv_tool_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return ["optional post-install step `%s` did not run: %s (the upgrade continues)" % (shown, exc)]
@@ -416,48 +423,3 @@ def _post_install(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[
 def _done(result: dict, begin: float) -> dict:
     result["duration_s"] = round(time.monotonic() - begin, 3)
     return result
-
-
-# ---------------------------------------------------------------- search index
-
-def standards_changed(praxis_home: str, backup_dir: Optional[str]) -> Optional[bool]:
-    """Whether the installed standards differ from those in the session's backup (taken before any
-    change); None when there is no readable backup to compare with."""
-    if not backup_dir:
-        return None
-    try:
-        doc = load_manifest(os.path.join(backup_dir, MANIFEST))
-    except ValueError:
-        return None
-    home = os.path.abspath(praxis_home)
-    roots = sorted(rel for rel in (doc.get("paths") or {}) if rel == "standards" or rel.startswith("standards/"))
-    if not roots:
-        return None
-    before = {key[len(FILES) + 1:]: digest for key, digest in doc["files"].items()
-              if any(key.startswith("%s/%s/" % (FILES, root)) for root in roots)}
-    now = {}  # type: Dict[str, str]
-    for root in roots:
-        now.update(build_manifest(os.path.join(home, root), prefix=root + "/"))
-    return before != now
-
-
-def rebuild_flag_path(praxis_home: str) -> str:
-    return os.path.join(os.path.abspath(praxis_home), REBUILD_FLAG)
-
-
-def request_index_rebuild(praxis_home: str, reasons: Sequence[str], check: bool = False) -> dict:
-    """Create ``standards/.rebuild_index`` so the next server start rebuilds its search index.
-
-    Returns ``flag``, ``reasons`` and ``already_requested`` (the flag was there already).
-    """
-    flag = rebuild_flag_path(praxis_home)
-    existed = os.path.exists(flag)
-    if not check and not existed:
-        atomic_write_bytes(flag, ("search index rebuild requested by praxis.upgrade: %s\n"
-                                  % "; ".join(reasons)).encode("utf-8"))
-    return {"flag": flag, "reasons": list(reasons), "already_requested": existed}
-
-
-def rebuild_pending(praxis_home: str) -> bool:
-    """True while the rebuild flag exists (the server removes it once the index is rebuilt)."""
-    return os.path.exists(rebuild_flag_path(praxis_home))

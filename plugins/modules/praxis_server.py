@@ -23,10 +23,16 @@ description:
   - O(action=upgrade) is the whole server phase in one task, ordered for the least downtime - the new
     requirements (from O(source_dir)) are installed while the old server still runs; then the old server is
     stopped, a content plan staged by the content phase (C(<source_dir>/content-plan.json)) is applied, the
-    swap is done, C(standards/.rebuild_index) is created when C(mcp_server/) or the standards changed
-    (upstream's own trigger - the new server rebuilds its search index before it listens, so the wait for a
-    healthy answer includes the rebuild, within O(timeout)), and the new server is started. With
-    O(record_phase) it records the phase in the session when all steps succeeded.
+    swap is done and the new server is started. With O(record_phase) it records the phase in the session
+    when all steps succeeded.
+  - The search index, when C(mcp_server/) or the standards differ from the session's backup - with
+    O(index_prebuild), the new version's own C(scripts/build_rag_index.py) builds it while the old server
+    still serves (from a shadow of the standards and scripts as the content plan will leave them, with the
+    new C(mcp_server/) and dependencies), and it replaces the live index after the swap when the live
+    standards still hold what it was built from. Otherwise (not wanted, the builder failed or timed out,
+    C(config.json) moves the index, an IDE-launched server runs, the standards changed meanwhile)
+    C(standards/.rebuild_index) is created - upstream's own trigger: the new server rebuilds its index
+    before it listens, so the wait for a healthy answer includes the rebuild, within O(timeout).
   - The log offset returned (and recorded) is taken after the old server is gone and after any start that
     lost a port race, so only the new server's own lines are judged later.
   - O(action=restart), O(action=stop) and O(action=start) act per server mode (C(none), C(process),
@@ -128,6 +134,18 @@ options:
     description: Seconds to wait for a fresh state file and a healthy handshake after a (re)start.
     type: float
     default: 90
+  index_prebuild:
+    description:
+      - With O(action=upgrade), build the new search index before the old server stops (see the description);
+        false leaves the rebuild to the new server's start (C(standards/.rebuild_index)).
+    type: bool
+    default: true
+  index_build_timeout:
+    description:
+      - Seconds the index builder may run before the old server stops; one that takes longer is killed and
+        the new server rebuilds the index at start instead.
+    type: float
+    default: 1800
   stop_timeouts:
     description: Seconds to wait after SIGINT, SIGTERM and SIGKILL respectively.
     type: list
@@ -296,8 +314,11 @@ ide_reason:
   type: str
 index_rebuild:
   description:
-    - The search index rebuild requested by O(action=upgrade) (null when none was needed) - C(flag), C(reasons),
-      C(already_requested), C(waited_s) (until the new server answered) and C(done) (the server removed the flag).
+    - The new search index of O(action=upgrade) (null when none was needed) - C(reasons), C(method)
+      (C(prebuilt) - built before the stop and put in place; C(flag) - C(standards/.rebuild_index) created for
+      the new server's start), C(prebuild) (C(built), C(duration_s), C(reason) when not built, C(output_tail)),
+      C(flag), C(already_requested), C(waited_s) (until the new server answered) and C(done) (the index is in
+      place, or the server removed the flag).
   returned: always
   type: dict
 start_attempts:
@@ -318,7 +339,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.praxis.upgrade.plugins.module_utils import content, procutil, serverops, state
+from ansible_collections.praxis.upgrade.plugins.module_utils import content, procutil, searchindex, serverops, state
 from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point
 from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
@@ -463,12 +484,13 @@ def _wait(module, params, result, pid, started_after):
 def _waited(module, params, result, waited):
     result.update(pid_after=waited["pid"], url=waited["url"], tools=waited["tools"])
     rebuild = result.get("index_rebuild")
+    flagged = rebuild is not None and rebuild["method"] == "flag"
     if rebuild is not None:
-        rebuild.update(waited_s=waited["waited_s"],
-                       done=bool(waited["ok"]) and not serverops.rebuild_pending(params["praxis_home"]))
+        rebuild.update(waited_s=waited["waited_s"], done=bool(waited["ok"]) and (
+            not flagged or not searchindex.rebuild_pending(params["praxis_home"])))
     if not waited["ok"]:
         hint = ""
-        if rebuild is not None and serverops.rebuild_pending(params["praxis_home"]):
+        if flagged and searchindex.rebuild_pending(params["praxis_home"]):
             hint = (" (the new server was still rebuilding its search index: %s exists; a real rebuild takes "
                     "minutes on small hosts — raise praxis_health_timeout)" % rebuild["flag"])
         module.fail_json(msg="the server of %s did not come up healthy: %s%s. Next: fix the cause in the log, "
@@ -476,7 +498,7 @@ def _waited(module, params, result, waited):
                              % (params["project_dir"], waited["error"], hint), **result)
     result["plan"].append("server pid %s answers MCP at %s (%d tools) after %.1f s"
                           % (waited["pid"], waited["url"], len(waited["tools"]), waited["waited_s"]))
-    if rebuild is not None:
+    if flagged:
         if rebuild["done"]:
             module.warn("the new server rebuilt its search index (%s) and answered after %.1f s"
                         % ("; ".join(rebuild["reasons"]), waited["waited_s"]))
@@ -595,22 +617,87 @@ def _apply_content_plan(module, params, result):
                           % (plan_file, (": %s" % applied) if isinstance(applied, (str, int)) else ""))
 
 
-def _request_rebuild(module, params, result):
-    """Trigger upstream's own index rebuild when the server code or the standards changed."""
-    reasons = []
-    swap = result.get("swap") or {}
-    if result["swapped"] or any(swap.get(k) for k in ("added", "updated", "removed")):
-        reasons.append("mcp_server changed (its index schema or table name may differ)")
-    session = state.load(params["state_file"]) or {}
-    if serverops.standards_changed(params["praxis_home"], session.get("backup_path")):
-        reasons.append("standards changed")
+def _staged_plan(params):
+    """The content plan the content phase staged for this upgrade (None: there is none)."""
+    plan_file = content.plan_path(os.path.abspath(params["praxis_home"]), os.path.basename(params["source_dir"]))
+    return content.load_plan(plan_file) if os.path.isfile(plan_file) else None
+
+
+def _prebuild_index(module, params, result, mode, plan):
+    """Before the stop: decide whether the new server needs a new search index (``index_rebuild``) and,
+    when it may, build it in a shadow installation while the old server serves. Returns what
+    ``_index_in_place`` needs to put it in place (None: nothing was built)."""
+    home = params["praxis_home"]
+    # this session's backup (a dry run has none: the facts file still holds the last run's); else the live trees
+    backup_dir = None if module.check_mode else (state.load(params["state_file"]) or {}).get("backup_path")
+    reasons = searchindex.rebuild_reasons(home, backup_dir, serverops.server_subset(params["manifest"]),
+                                          searchindex.planned_standards(home, plan))
     if not reasons:
+        return None
+    prebuild = {"built": False, "duration_s": None, "reason": None, "output_tail": ""}
+    result["index_rebuild"] = {"reasons": reasons, "method": "flag", "prebuild": prebuild, "flag": None,
+                               "already_requested": False, "waited_s": None, "done": False}
+    found = procutil.classify_server(home)
+    if not params["index_prebuild"]:
+        prebuild["reason"] = "index_prebuild is false (praxis_index_prebuild)"
+    elif found["kind"] == "ide":
+        prebuild["reason"] = "an IDE-launched server runs the old version with the live index"
+    elif mode == "none" and found["kind"] != "none":
+        prebuild["reason"] = "server mode none: the running server (pid %s) keeps the live index" % found["pid"]
+    else:
+        prebuild["reason"] = searchindex.blocker(home)
+    if prebuild["reason"]:
+        result["plan"].append("the new search index is left to the new server's start: %s" % prebuild["reason"])
+        return None
+    if module.check_mode:
+        result["index_rebuild"]["method"] = "prebuilt"
+        result["plan"].append("would build the new search index while the old server serves (%s)" % "; ".join(reasons))
+        return None
+    shadow = searchindex.shadow_path(home, params["session_id"])
+    try:
+        searchindex.compose_shadow(home, params["source_dir"], plan, shadow)
+        expected = searchindex.fingerprint(os.path.join(shadow, searchindex.STANDARDS))
+        built = searchindex.build(home, params["project_dir"], shadow, serverops.venv_tool_env(params["server_env"]),
+                                  params["index_build_timeout"])
+    except (searchindex.IndexBuildError, OSError) as exc:
+        prebuild.update(reason=str(exc), output_tail=getattr(exc, "output_tail", ""))
+        module.warn("the new search index could not be built before the stop (%s); the new server rebuilds it "
+                    "at start instead, within praxis_health_timeout" % exc)
+        result["plan"].append("building the new search index beforehand failed: %s" % exc)
+        return None
+    prebuild.update(built=True, duration_s=built["duration_s"], output_tail=built["output_tail"])
+    result["plan"].append("built the new search index in %.1f s while the old server served (%s)"
+                          % (built["duration_s"], "; ".join(reasons)))
+    return {"shadow": shadow, "fingerprint": expected}
+
+
+def _index_in_place(module, params, result, prebuilt):
+    """After the swap, with no server running: the index built beforehand in place of the live one when
+    the live standards hold what it was built from; else upstream's own trigger for the new server."""
+    rebuild = result["index_rebuild"]
+    if rebuild is None:
         return
-    request = serverops.request_index_rebuild(params["praxis_home"], reasons, check=module.check_mode)
-    result["index_rebuild"] = dict(request, waited_s=None, done=False)
+    home = params["praxis_home"]
+    if module.check_mode and rebuild["method"] == "prebuilt":
+        result["plan"].append("would put the search index built beforehand in place")
+        return
+    if prebuilt is not None:
+        differ = searchindex.same_standards(home, prebuilt["fingerprint"])
+        if not differ:
+            installed = searchindex.install(home, prebuilt["shadow"])
+            rebuild.update(method="prebuilt", done=True)
+            result["changed"] = True
+            result["plan"].append("put the search index built beforehand in place%s"
+                                  % (" of the old one (kept in the backup)" if installed["replaced"] else ""))
+            return
+        rebuild["prebuild"]["reason"] = "the standards changed while it was built: %s" % ", ".join(differ[:5])
+        module.warn("%s; the new server rebuilds the search index at start instead" % rebuild["prebuild"]["reason"])
+    request = searchindex.request_index_rebuild(home, rebuild["reasons"], check=module.check_mode)
+    rebuild.update(method="flag", flag=request["flag"], already_requested=request["already_requested"])
     result["changed"] = True
     result["plan"].append("%s %s so the new server rebuilds its search index (%s)"
-                          % ("would create" if module.check_mode else "created", request["flag"], "; ".join(reasons)))
+                          % ("would create" if module.check_mode else "created", request["flag"],
+                             "; ".join(rebuild["reasons"])))
 
 
 def do_upgrade(module, params, result):
@@ -621,6 +708,8 @@ def do_upgrade(module, params, result):
     if result["ide_restart_required"]:
         module.warn(result["ide_reason"])
     do_deps(module, params, result)
+    plan = _staged_plan(params)
+    prebuilt = _prebuild_index(module, params, result, mode, plan)
     # ---- downtime starts: the old server stops only now
     if mode == "systemd":
         _systemd(module, params, result, "stop")
@@ -630,12 +719,12 @@ def do_upgrade(module, params, result):
     # ---- staged content goes in with the old server stopped (content.apply_plan, when a plan exists)
     _apply_content_plan(module, params, result)
     do_swap(module, params, result)
-    _request_rebuild(module, params, result)
+    _index_in_place(module, params, result, prebuilt)
     if mode == "systemd":
         _systemd(module, params, result, "start")
     elif mode == "process":
         _start_process(module, params, result)
-    elif result["index_rebuild"] is not None:
+    elif result["index_rebuild"] is not None and result["index_rebuild"]["method"] == "flag":
         result["plan"].append("server mode none: the next server start (validate's stdio probe, or the IDE "
                               "restarting its MCP server) rebuilds the search index")
     evidence_keys = ("swapped", "pip_ran", "mode", "pid_after", "log_offset", "ide_restart_required",
@@ -673,6 +762,8 @@ def main():
             systemd_scope=dict(type="str", choices=["system", "user"], default="system"),
             server_env=dict(type="dict", default={}),
             timeout=dict(type="float", default=90.0),
+            index_prebuild=dict(type="bool", default=True),
+            index_build_timeout=dict(type="float", default=1800.0),
             stop_timeouts=dict(type="list", elements="float", default=[10.0, 10.0, 5.0]),
         ),
         required_if=[
@@ -702,7 +793,8 @@ def main():
     result = _base(params)
     try:
         ACTIONS[params["action"]](module, params, result)
-    except (procutil.ProcessError, serverops.SwapError, serverops.DependencyError, ValueError, OSError) as exc:
+    except (procutil.ProcessError, serverops.SwapError, serverops.DependencyError, content.ContentError, ValueError,
+            OSError) as exc:
         result["duration_s"] = round(time.monotonic() - begin, 3)
         module.fail_json(msg="praxis_server %s failed for %s: %s" % (params["action"], project, exc), **result)
     result["duration_s"] = round(time.monotonic() - begin, 3)

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 UPGRADE_TASK_SLOTS = 13
 UPGRADE_TIME_FRACTIONS = (0.25, 0.5, 0.75)
-NAMED_POINTS = ("backup.done", "content.midway", "server.between_renames", "server.during_pip")
+NAMED_POINTS = ("backup.done", "content.midway", "server.during_pip", "server.during_index_build",
+                "server.between_renames", "server.between_index_renames")
 ROLLBACK_TASK_SLOTS = 6
 ROLLBACK_TIME_FRACTIONS = (0.35, 0.7)
 

@@ -5,6 +5,7 @@ the new version's bytecode or index table, several installations on one host sta
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import stat
@@ -52,13 +53,15 @@ def search(project: Path, query: str = "workflow standards") -> dict[str, Any]:
     return answer
 
 
-def test_process_mode_upgrade_rebuilds_the_index_and_ignores_the_old_servers_shutdown(make_fleet: Any) -> None:
-    fleet = make_fleet("realworld-process")
+@pytest.mark.parametrize("prebuild", [True, False], ids=["prebuilt", "flag"])
+def test_process_mode_upgrade_rebuilds_the_index_and_ignores_the_old_servers_shutdown(make_fleet: Any,
+                                                                                      prebuild: bool) -> None:
+    fleet = make_fleet("realworld-process-%s" % ("prebuilt" if prebuild else "flag"))
     host = fleet.add("h", "v1", http=True)
     old_pid = fx.read_state(host.project)["pid"]
     assert fx.index_tables(host.project) == ["agent_os_standards"]
 
-    proc = fleet.upgrade("v2", env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "2"})
+    proc = fleet.upgrade("v2", praxis_index_prebuild=prebuild, env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "2"})
 
     text = output(proc)
     assert proc.returncode == 0, text[-6000:]
@@ -66,15 +69,31 @@ def test_process_mode_upgrade_rebuilds_the_index_and_ignores_the_old_servers_shu
     # item 1: the old server's uvicorn ERROR line is in the log, before the offset validate judged from
     evidence = facts(host)["phases"]["server"]["evidence"]
     assert UVICORN_SHUTDOWN_ERROR in log[:evidence["log_offset"]]
-    assert "ERROR" not in log[evidence["log_offset"]:]
+    new_lines = log[evidence["log_offset"]:]
+    assert "ERROR" not in new_lines
     assert not fx.pid_alive(old_pid)
-    # item 2: upstream's flag made the new server build its renamed table; search finds things
-    assert evidence["index_rebuild"]["done"] is True and not fx.rebuild_flag(host.project).exists()
-    assert "standards changed" in evidence["index_rebuild"]["reasons"]
-    assert fx.index_tables(host.project) == ["agent_os_standards", "praxis_os_standards"]
-    assert "rebuilds its search index" in text and "the new server rebuilt its search index" in text
+    rebuild = evidence["index_rebuild"]
+    assert rebuild["done"] is True and not fx.rebuild_flag(host.project).exists()
+    assert "standards changed" in rebuild["reasons"]
+    if prebuild:
+        # issue 10: the new version's own builder made its table before the stop, from the standards the
+        # upgrade left; the new server opened it at start and built nothing in the downtime
+        assert rebuild["method"] == "prebuilt" and rebuild["prebuild"]["built"] is True, rebuild
+        assert fx.index_tables(host.project) == ["praxis_os_standards"]
+        assert "Search table praxis_os_standards loaded" in new_lines
+        assert "rebuilding" not in new_lines and "building it" not in new_lines, new_lines
+        meta = json.loads((fx.index_dir(host.project) / "metadata.json").read_text())
+        assert meta["server_version"] == "2.0.0" and meta["table"] == "praxis_os_standards"
+    else:
+        # item 2: upstream's flag made the new server build its renamed table
+        assert rebuild["method"] == "flag"
+        assert fx.index_tables(host.project) == ["agent_os_standards", "praxis_os_standards"]
+        assert "rebuilds its search index" in text and "the new server rebuilt its search index" in text
     answer = search(host.project)
     assert answer["retrieval_method"] == "vector" and answer["results"]
+    # the index holds the new version's standards (a file only v2 has)
+    files = [r["file"] for r in search(host.project, "credential file protection")["results"]]
+    assert any(f.endswith("ai-safety/credential-file-protection.md") for f in files), files
 
 
 def test_validate_fails_when_search_finds_nothing(make_fleet: Any) -> None:

@@ -117,24 +117,35 @@ def test_server_phase_v1_to_v2_spares_the_other_project(projects: Dict[str, Path
     assert not failed and not fast["pip_ran"] and not fast["changed"]
 
 
-def test_a_rebuild_longer_than_the_timeout_is_named(tmp_path: Path) -> None:
-    """Upstream rebuilds its index before it listens, for minutes on a small host; the tests' 0.5 s
-    build (tests/conftest.py) never shows that. A rebuild outlasting the wait must fail naming it and
-    the variable to raise, not only 'no healthy answer'."""
-    source, project = tmp_path / "src", tmp_path / "slow"
+def v1_serving_in_a_session(tmp_path: Path, name: str, session_id: str) -> Tuple[Path, Path, Path, int]:
+    """A v1 installation whose http server runs, an upgrade session started, its source checked out at v2:
+    (source, project, home, old server pid)."""
+    source, project = tmp_path / "src", tmp_path / name
     fixture.make_source(source, "v1")
     project.mkdir()
     fixture.install(source, project, fixture.wheelhouse(), user_content=False)
     home = project / ".praxis-os"
     old_pid, _url = fixture.start_http_server(project)
-    state.save(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact"), state.new_session("v2", session_id="SLOW"))
-    previous_sha = sha256_file(str(home / "mcp_server" / "requirements.txt"))
+    state.save(str(home / ".cache" / "facts.d" / "praxis_upgrade.fact"), state.new_session("v2", session_id=session_id))
     fixture.checkout(source, "v2")
-    result, failed = praxis_server(
-        action="upgrade", praxis_home=str(home), project_dir=str(project), source_dir=str(source),
-        manifest=build_manifest(str(source / "mcp_server"), prefix="mcp_server/"), session_id="SLOW",
-        previous_requirements_sha256=previous_sha, pip_args=["--no-index", "--find-links", str(fixture.wheelhouse())],
-        server_env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "8"}, timeout=2)
+    return source, project, home, old_pid
+
+
+def upgrade_to_v2(source: Path, home: Path, session_id: str) -> Dict[str, Any]:
+    """praxis_server action=upgrade's options for the server phase alone, from the v1 home to the v2 source."""
+    return dict(action="upgrade", praxis_home=str(home), project_dir=str(home.parent), source_dir=str(source),
+                manifest=build_manifest(str(source / "mcp_server"), prefix="mcp_server/"), session_id=session_id,
+                previous_requirements_sha256=sha256_file(str(home / "mcp_server" / "requirements.txt")),
+                pip_args=["--no-index", "--find-links", str(fixture.wheelhouse())])
+
+
+def test_a_rebuild_longer_than_the_timeout_is_named(tmp_path: Path) -> None:
+    """Upstream rebuilds its index before it listens, for minutes on a small host; the tests' 0.5 s
+    build (tests/conftest.py) never shows that. A rebuild outlasting the wait must fail naming it and
+    the variable to raise, not only 'no healthy answer'."""
+    source, project, home, old_pid = v1_serving_in_a_session(tmp_path, "slow", "SLOW")
+    result, failed = praxis_server(**upgrade_to_v2(source, home, "SLOW"), timeout=2, index_prebuild=False,
+                                   server_env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "8"})
     started = [int(step.split()[2]) for step in result.get("plan", []) if step.startswith("started pid ")]
     try:
         assert failed and result["swapped"] and result["stopped_by"] == "INT", result.get("msg")
@@ -150,6 +161,43 @@ def test_a_rebuild_longer_than_the_timeout_is_named(tmp_path: Path) -> None:
         for pid in started:
             if procutil.check_server_pid(pid, str(home))[0]:
                 procutil.stop(pid, (15.0, 5.0, 5.0))
+        fixture.stop_server(project, pid=old_pid)
+
+
+def builders_of(home: Path) -> list[int]:
+    """Pids running an index builder of this installation (its shadow lies inside it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = open("/proc/%s/cmdline" % entry, "rb").read().decode(errors="replace") if entry.isdigit() else ""
+        except OSError:
+            continue
+        if "build_rag_index" in argv and str(home) in argv:
+            found.append(int(entry))
+    return found
+
+
+def test_a_prebuild_that_outlasts_its_timeout_falls_back_to_the_servers_own_rebuild(tmp_path: Path) -> None:
+    """Issue 10: the index is built before the stop with the new version's own builder; one that takes
+    longer than index_build_timeout is killed (no process left), the run says so, and the new server
+    rebuilds the index at start through upstream's flag, as without the prebuild."""
+    source, project, home, old_pid = v1_serving_in_a_session(tmp_path, "prebuild", "PRE")
+    # what the content phase does for the builder (this test runs the server phase alone)
+    (home / "scripts" / "build_rag_index.py").write_bytes((source / "scripts" / "build_rag_index.py").read_bytes())
+    result, failed = praxis_server(**upgrade_to_v2(source, home, "PRE"), timeout=60, index_build_timeout=1,
+                                   server_env={"PRAXIS_FIXTURE_INDEX_BUILD_S": "4"})
+    try:
+        assert not failed, result.get("msg")
+        rebuild = result["index_rebuild"]
+        assert rebuild["method"] == "flag" and rebuild["done"] and not rebuild["prebuild"]["built"], rebuild
+        assert "did not finish within 1 s" in rebuild["prebuild"]["reason"]
+        assert any(step.startswith("building the new search index beforehand failed") for step in result["plan"])
+        assert fixture.index_tables(project) == ["agent_os_standards", "praxis_os_standards"]
+        assert not fixture.rebuild_flag(project).exists()
+        assert not (home / ".cache" / "upgrade" / "index-PRE" / ".cache" / "vector_index").exists()
+        assert builders_of(home) == [], "the killed builder must not outlive its timeout"
+    finally:
+        fixture.stop_server(project)
         fixture.stop_server(project, pid=old_pid)
 
 

@@ -315,32 +315,3 @@ def test_real_kill_during_pip_takes_pip_down_too(venv_home: Path) -> None:
     time.sleep(3)
     req_file = str(venv_home / "mcp_server" / "requirements.txt")
     assert serverops.unsatisfied_requirements(python, req_file) == ["humanize==4.17.0"]
-
-
-# ---------------------------------------------------------------- search index (issue 7 item 2)
-
-def test_rebuild_flag_is_upstreams_own_trigger(tmp_path):
-    home = str(tmp_path / ".praxis-os")
-    os.makedirs(os.path.join(home, "standards"))
-    planned = serverops.request_index_rebuild(home, ["standards changed"], check=True)
-    assert planned["flag"] == os.path.join(home, "standards", ".rebuild_index") and not serverops.rebuild_pending(home)
-    done = serverops.request_index_rebuild(home, ["standards changed"])
-    assert done["already_requested"] is False and serverops.rebuild_pending(home)
-    assert serverops.request_index_rebuild(home, ["again"])["already_requested"] is True
-
-
-def test_standards_changed_compares_with_the_backup(tmp_path):
-    from ansible_collections.praxis.upgrade.plugins.module_utils import backup
-
-    home = tmp_path / ".praxis-os"
-    (home / "standards" / "universal").mkdir(parents=True)
-    (home / "standards" / "universal" / "a.md").write_text("# A\n")
-    (home / "standards" / "development").mkdir()
-    made = backup.create(str(home), str(home / ".backups"), ["standards/universal"], venv=None)
-    assert serverops.standards_changed(str(home), made["path"]) is False
-    (home / "standards" / "development" / "mine.md").write_text("user\n")  # not a backed-up path
-    assert serverops.standards_changed(str(home), made["path"]) is False
-    (home / "standards" / "universal" / "b.md").write_text("# B\n")
-    assert serverops.standards_changed(str(home), made["path"]) is True
-    assert serverops.standards_changed(str(home), None) is None
-    assert serverops.standards_changed(str(home), str(tmp_path / "nope")) is None

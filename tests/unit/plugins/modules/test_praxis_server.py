@@ -243,6 +243,52 @@ def test_upgrade_judges_only_the_new_servers_log(run_module: Any, home: Path, tm
     assert result["index_rebuild"]["done"] is False
 
 
+INDEX_BUILDER = """
+import argparse, sys
+from pathlib import Path
+p = argparse.ArgumentParser()
+p.add_argument("--force", action="store_true")
+p.add_argument("--index-path", type=Path)
+p.add_argument("--standards-path", type=Path)
+a = p.parse_args()
+(a.index_path / "t.lance").mkdir(parents=True)
+(a.index_path / "t.lance" / "docs").write_text("\\n".join(sorted(f.name for f in a.standards_path.rglob("*.md"))))
+"""
+
+
+@pytest.mark.parametrize("prebuild", [True, False])
+def test_upgrade_builds_the_new_index_before_the_stop(run_module: Any, home: Path, tmp_path: Path,
+                                                      started: List[int], prebuild: bool) -> None:
+    """Issue 10: the index is built while the old server serves and is in place before the new one starts:
+    no rebuild flag, the new server finds its index; the old index left the live tree (the backup has it).
+    Without it (praxis_index_prebuild false): upstream's own trigger, as before."""
+    (home / "scripts").mkdir()
+    (home / "scripts" / "build_rag_index.py").write_text(INDEX_BUILDER)
+    (home / "standards" / "universal").mkdir(parents=True)
+    (home / "standards" / "universal" / "a.md").write_text("# A\n")
+    (home / ".cache" / "vector_index" / "old.lance").mkdir(parents=True)
+    old = procutil.start_detached(str(home), str(home.parent), {}, log_path=str(home / ".cache" / "mcp_server.log"))
+    started.append(old)
+    assert procutil.wait_for_server(str(home), old, 0, timeout=15)["ok"]
+    opts = args(home, "upgrade", index_prebuild=prebuild, **_upgrade_source(home, tmp_path))
+    result, failed = run_module(praxis_server, opts)
+    assert not failed, result.get("msg")
+    started.append(result["pid_after"])
+    steps = [p.split(" ")[0] for p in result["plan"]]
+    rebuild = result["index_rebuild"]
+    if not prebuild:
+        assert rebuild["method"] == "flag" and (home / "standards" / ".rebuild_index").exists()
+        assert "praxis_index_prebuild" in rebuild["prebuild"]["reason"] and "built" not in steps
+        assert (home / ".cache" / "vector_index" / "old.lance").exists()
+        return
+    assert steps.index("pip") < steps.index("built") < steps.index("stopped") < steps.index("swapped") \
+        < steps.index("put") < steps.index("started"), result["plan"]
+    assert rebuild["method"] == "prebuilt" and rebuild["done"] and rebuild["prebuild"]["built"], rebuild
+    assert rebuild["flag"] is None and not (home / "standards" / ".rebuild_index").exists()
+    assert (home / ".cache" / "vector_index" / "t.lance" / "docs").read_text() == "a.md"
+    assert not (home / ".cache" / "vector_index" / "old.lance").exists()
+
+
 def test_upgrade_leaves_an_ide_server_alone(run_module: Any, home: Path, tmp_path: Path, started: List[int]) -> None:
     """Issue 7 item 4: a dual (IDE) server is never stopped; auto -> none, and the run says so."""
     ide = spawn_fake(home, FAKE_TRANSPORT="dual")
