@@ -15,7 +15,12 @@ from typing import Iterable, List, Optional, Tuple
 
 # What the backup copies (the framework trees the content/server phases rewrite, the records, the project
 # files an upgrade may write): backup.py's lists, so the estimate counts exactly what praxis_backup copies.
-from ansible_collections.praxis.upgrade.plugins.module_utils.backup import DEFAULT_PATHS, FRAMEWORK_TREES, PROJECT_FILES
+from ansible_collections.praxis.upgrade.plugins.module_utils.backup import (
+    DEFAULT_PATHS,
+    FRAMEWORK_TREES,
+    INDEX_DIR,
+    PROJECT_FILES,
+)
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import read_json
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import BASE_MANIFEST, validate_manifest
 
@@ -148,6 +153,8 @@ def disk_need(home: str, project: str, source_bytes: int, source_files: int, blo
              directories, the backup manifests, and the venv snapshot's directories (its files are hard links);
     staging: the shipped source archive, the unpacked source, the staged mcp_server and the content writes —
              each at most the source's bytes plus a partly used block per file;
+    index:   the search index twice (its copy in the backup, the new one built beside it) and the shadow's
+             copies of standards/ and scripts/ it is built from (searchindex);
     records: reports, records and the session journal.
     """
     backup = backup_files = 0
@@ -165,14 +172,20 @@ def disk_need(home: str, project: str, source_bytes: int, source_files: int, blo
         _size, venv_files, venv_dirs = _tree_usage(venv, block)
     snapshot = venv_dirs * block + _blocks((venv_files + backup_files) * MANIFEST_ENTRY_BYTES, block)
     staging = 3 * (max(0, source_bytes) + max(0, source_files) * block)
-    written = backup + snapshot + staging + RECORDS_BYTES
-    return {"backup_bytes": backup, "venv_snapshot_bytes": snapshot, "staging_bytes": staging,
+    index = 0
+    for rel, times in ((INDEX_DIR, 2), ("standards", 1), ("scripts", 1)):
+        path = os.path.join(home, rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            index += times * _tree_usage(path, block)[0]
+    written = backup + snapshot + staging + index + RECORDS_BYTES
+    return {"backup_bytes": backup, "venv_snapshot_bytes": snapshot, "staging_bytes": staging, "index_bytes": index,
             "records_bytes": RECORDS_BYTES, "needed_bytes": MARGIN * written, "margin": MARGIN}
 
 
 def disk_message(home: str, need: dict, free: int) -> str:
     return ("not enough free disk for %s: the upgrade needs %d bytes (%d x (backup %d + venv snapshot %d + staging "
-            "%d + records %d), counted in allocated blocks) but only %d are free. Next: free some space on that file "
-            "system or prune old backups in %s, then re-run"
+            "%d + search index %d + records %d), counted in allocated blocks) but only %d are free. Next: free some "
+            "space on that file system or prune old backups in %s, then re-run"
             % (home, need["needed_bytes"], need["margin"], need["backup_bytes"], need["venv_snapshot_bytes"],
-               need["staging_bytes"], need["records_bytes"], free, os.path.join(home, ".backups")))
+               need["staging_bytes"], need["index_bytes"], need["records_bytes"], free,
+               os.path.join(home, ".backups")))

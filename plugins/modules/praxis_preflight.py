@@ -218,7 +218,7 @@ backup_bytes:
   type: int
 disk_estimate:
   description: The parts of RV(disk_needed_bytes) (C(backup_bytes), C(venv_snapshot_bytes), C(staging_bytes),
-    C(records_bytes), C(needed_bytes), C(margin)).
+    C(index_bytes) - the search index built beside the live one, C(records_bytes), C(needed_bytes), C(margin)).
   returned: when the disk is checked
   type: dict
 lock:

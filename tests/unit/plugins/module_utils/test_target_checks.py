@@ -122,7 +122,7 @@ def test_the_backup_estimate_covers_what_a_real_copy_allocates(home, tmp_path):
     assert allocated(copy) <= need["backup_bytes"]
     assert need["backup_bytes"] > 10 * apparent
     assert need["needed_bytes"] == tc.MARGIN * (need["backup_bytes"] + need["venv_snapshot_bytes"]
-                                                + need["staging_bytes"] + need["records_bytes"])
+                                                + need["staging_bytes"] + need["index_bytes"] + need["records_bytes"])
 
 
 def test_the_estimate_counts_every_path_the_backup_copies(home):
@@ -146,3 +146,17 @@ def test_the_disk_message_names_the_parts_and_the_next_step(home):
     need = tc.disk_need(str(home), str(home.parent), 0, 0, 4096)
     text = tc.disk_message(str(home), need, 5)
     assert "only 5 are free" in text and "backup" in text and "staging" in text and "Next:" in text
+
+
+def test_the_search_index_built_beside_the_live_one_is_counted(home):
+    """Issue 10: the new index is built in a shadow (copies of standards/ and scripts/) while the old one
+    stays, and the backup copies the old one: twice the index plus the shadow's copies."""
+    block = 4096
+    before = tc.disk_need(str(home), str(home.parent), 0, 0, block)
+    index = home / ".cache" / "vector_index" / "t.lance"
+    index.mkdir(parents=True)
+    (index / "data").write_bytes(b"x" * (10 * block))
+    after = tc.disk_need(str(home), str(home.parent), 0, 0, block)
+    assert after["index_bytes"] >= before["index_bytes"] + 2 * 10 * block
+    assert after["needed_bytes"] - before["needed_bytes"] == tc.MARGIN * (after["index_bytes"] - before["index_bytes"])
+    assert "search index %d" % after["index_bytes"] in tc.disk_message(str(home), after, 5)

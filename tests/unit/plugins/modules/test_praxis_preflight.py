@@ -115,7 +115,7 @@ def test_disk_estimate_counts_allocated_blocks_of_the_backup_set_only(preflight,
     estimate = result["disk_estimate"]
     assert estimate["staging_bytes"] == 3 * (1000 + 3 * block)
     assert result["disk_needed_bytes"] == 2 * (counted + estimate["venv_snapshot_bytes"] + estimate["staging_bytes"]
-                                               + estimate["records_bytes"])
+                                               + estimate["index_bytes"] + estimate["records_bytes"])
     # the old estimate, 2 x (apparent bytes written + backed up), ignored blocks and staging
     assert result["disk_needed_bytes"] > 2 * (1000 + sum(os.path.getsize(p) for p in files)) * 4
 
