@@ -73,6 +73,17 @@ def index_rebuild_seconds(log: Path) -> float | None:
     return None
 
 
+def prebuild_seconds(home: Path) -> float | None:
+    """Seconds the server phase spent building the new search index before the old server stopped
+    (the session's server evidence, index_rebuild.prebuild.duration_s), None when it built none."""
+    try:
+        session = json.loads((home / ".cache" / "facts.d" / "praxis_upgrade.fact").read_text(encoding="utf-8"))
+        value = session["phases"]["server"]["evidence"]["index_rebuild"]["prebuild"]["duration_s"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     """A venv padded to real size: upgrade (probed), bare restart, cp -al vs backup, rollback, shell."""
     pad = padding.venv_padding(cache, files, total)
@@ -91,6 +102,9 @@ def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
         shutil.rmtree(copy)
         with Probe(host.home) as upgrade_probe:
             seconds["upgrade"], tasks = runs.upgrade_timed(fleet, "upgrade")
+        prebuilt = prebuild_seconds(host.home)
+        if prebuilt is not None:
+            seconds["new search index built before the stop (old server serving; not downtime)"] = prebuilt
         restart = runs.bare_restart(host.project)
         seconds["bare stop + start + first answer (median)"] = restart["median"]
         seconds["rollback.yml"], rollback_tasks = runs.playbook_timed(fleet, "rollback.yml", "rollback")

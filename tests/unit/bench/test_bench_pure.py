@@ -122,3 +122,19 @@ def test_index_rebuild_seconds_from_the_server_log(tmp_path) -> None:
     assert index_rebuild_seconds(log) == 3.506
     log.write_text("2026-11-30 13:51:24,212 [INFO] x: /p/standards/.rebuild_index found: rebuilding\n")
     assert index_rebuild_seconds(log) is None  # never finished
+
+
+def test_prebuild_seconds_from_the_session_evidence(tmp_path) -> None:
+    import json
+
+    from bench.cases import prebuild_seconds
+
+    facts = tmp_path / ".cache" / "facts.d" / "praxis_upgrade.fact"
+    assert prebuild_seconds(tmp_path) is None  # no session
+    facts.parent.mkdir(parents=True)
+    evidence = {"index_rebuild": {"method": "prebuilt", "prebuild": {"built": True, "duration_s": 3.25}}}
+    facts.write_text(json.dumps({"phases": {"server": {"evidence": evidence}}}))
+    assert prebuild_seconds(tmp_path) == 3.25
+    evidence["index_rebuild"] = None  # nothing needed a new index
+    facts.write_text(json.dumps({"phases": {"server": {"evidence": evidence}}}))
+    assert prebuild_seconds(tmp_path) is None
