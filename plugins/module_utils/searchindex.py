@@ -211,7 +211,6 @@ def same_standards(praxis_home: str, expected: Mapping[str, str]) -> List[str]:
     return sorted(rel for rel in set(now) | set(expected) if now.get(rel) != expected.get(rel))
 
 
-
 # --------------------------------------------------------------------------- does the index need a rebuild
 
 

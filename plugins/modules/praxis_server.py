@@ -31,8 +31,8 @@ description:
     new C(mcp_server/) and dependencies), and it replaces the live index after the swap when the live
     standards still hold what it was built from. Otherwise (not wanted, the builder failed or timed out,
     C(config.json) moves the index, an IDE-launched server runs, the standards changed meanwhile)
-    C(standards/.rebuild_index) is created - upstream's own trigger: the new server rebuilds its index
-    before it listens, so the wait for a healthy answer includes the rebuild, within O(timeout).
+    C(standards/.rebuild_index) is created (upstream's own trigger; the new server rebuilds its index
+    before it listens, so the wait for a healthy answer includes the rebuild, within O(timeout)).
   - The log offset returned (and recorded) is taken after the old server is gone and after any start that
     lost a port race, so only the new server's own lines are judged later.
   - O(action=restart), O(action=stop) and O(action=start) act per server mode (C(none), C(process),
