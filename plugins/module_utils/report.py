@@ -53,10 +53,24 @@ def build_summary(session: dict, source: dict, outcome: str, pruned: Iterable[st
         "pip_ran": evidence["server"].get("pip_ran"),
         "server_mode": evidence["server"].get("mode"),
         "ide_restart_required": bool(evidence["server"].get("ide_restart_required")),
+        "search_index": search_index_note(evidence["server"].get("index_rebuild")),
         "pruned_backups": list(pruned),
         "started_at": session.get("started_at"),
         "finished_at": finished_at or utc_stamp(),
     }
+
+
+def search_index_note(rebuild: Optional[dict]) -> str:
+    """What the upgrade did about the server's search index (the server phase's ``index_rebuild``), in words."""
+    if not isinstance(rebuild, dict):
+        return "unchanged (neither mcp_server nor the standards changed)"
+    prebuild = rebuild.get("prebuild") or {}
+    if rebuild.get("method") == "prebuilt":
+        took = prebuild.get("duration_s")
+        return "built before the old server stopped%s" % (" (%.1f s)" % took if isinstance(took, (int, float)) else "")
+    why = prebuild.get("reason")
+    return "rebuilt by the new server at start (standards/.rebuild_index)%s" % ("; not built before: %s" % why
+                                                                                 if why else "")
 
 
 def _tools_diff(before: List[str], after: List[str]) -> str:
@@ -82,6 +96,7 @@ def render_summary_markdown(summary: dict) -> str:
         "| to | `%s` (%s) |" % ((summary.get("target_commit") or "?")[:12], summary.get("target_describe")),
         "| backup | `%s` |" % summary.get("backup_path"),
         "| server mode | %s |" % summary.get("server_mode"),
+        "| search index | %s |" % summary.get("search_index", "-"),
         "| tools | %d → %d (%s) |" % (
             len(summary.get("tools_before") or []),
             len(summary.get("tools_after") or []),

@@ -111,3 +111,17 @@ def test_records_are_written_once_per_session_even_when_rerun(tmp_path):
     assert (home / "INSTALLATION_SUMMARY.md").read_text().count("session=S1 outcome=completed") == 1
     assert sorted(p.name for p in (home / ".cache").glob("upgrade-summary-*")) == [
         "upgrade-summary-20261124T101500Z.json", "upgrade-summary-20261124T101500Z.md"]
+
+
+def test_the_summary_says_what_became_of_the_search_index():
+    """Issue 10: built before the stop, left to the new server (and why), or not needed."""
+    assert report.search_index_note(None).startswith("unchanged")
+    prebuilt = {"method": "prebuilt", "prebuild": {"built": True, "duration_s": 49.3}}
+    assert report.search_index_note(prebuilt) == "built before the old server stopped (49.3 s)"
+    flag = {"method": "flag", "prebuild": {"built": False, "reason": "index_prebuild is false (praxis_index_prebuild)"}}
+    assert report.search_index_note(flag) == ("rebuilt by the new server at start (standards/.rebuild_index); not "
+                                              "built before: index_prebuild is false (praxis_index_prebuild)")
+    session = dict(SESSION, phases=dict(SESSION["phases"], server=dict(SESSION["phases"]["server"], evidence=dict(
+        SESSION["phases"]["server"].get("evidence") or {}, index_rebuild=prebuilt))))
+    summary = report.build_summary(session, SOURCE, "completed")
+    assert "| search index | built before the old server stopped (49.3 s) |" in report.render_summary_markdown(summary)
