@@ -69,8 +69,8 @@ def search_index_note(rebuild: Optional[dict]) -> str:
         took = prebuild.get("duration_s")
         return "built before the old server stopped%s" % (" (%.1f s)" % took if isinstance(took, (int, float)) else "")
     why = prebuild.get("reason")
-    return "rebuilt by the new server at start (standards/.rebuild_index)%s" % ("; not built before: %s" % why
-                                                                                 if why else "")
+    note = "rebuilt by the new server at start (standards/.rebuild_index)"
+    return note + ("; not built before: %s" % why if why else "")
 
 
 def _tools_diff(before: List[str], after: List[str]) -> str:
