@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
@@ -368,6 +369,26 @@ def verify_plan(document: Mapping, praxis_home: str, project_dir: str) -> List[s
     return bad
 
 
+WRITE_TEMP = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")  # fsutil's temp file beside a target, named after it
+
+
+def _remove_write_temps(targets: Sequence[str]) -> None:
+    """Temp files an apply killed mid-copy left beside its targets (`.<name>.<8 random>.tmp`, fsutil's)."""
+    by_dir: Dict[str, set] = {}
+    for target in targets:
+        by_dir.setdefault(os.path.dirname(target), set()).add(os.path.basename(target))
+    for directory, names in sorted(by_dir.items()):
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            match = WRITE_TEMP.match(entry)
+            path = os.path.join(directory, entry)
+            if match and match.group(1) in names and os.path.isfile(path) and not os.path.islink(path):
+                os.unlink(path)
+
+
 def apply_plan(praxis_home: str, project_dir: str, plan_file: str, fault: Optional[Callable[[], None]] = None,
                trees: Iterable[str] = TREES) -> dict:
     """Carry out a staged plan (between the old server's stop and the swap). Idempotent: a re-run after a
@@ -385,6 +406,7 @@ def apply_plan(praxis_home: str, project_dir: str, plan_file: str, fault: Option
     _check_targets(praxis_home, home_targets + [d["dst"] for d in document["deletes"]])
     written, upstream_written, ide_written, deleted, skipped = [], [], [], [], []
     writes = document["writes"]
+    _remove_write_temps([os.path.join(roots[w["root"]], *w["dst"].split("/")) for w in writes])
     halfway = len(writes) // 2
     for index, write in enumerate(writes):
         if index == halfway and fault is not None:

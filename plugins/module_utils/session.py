@@ -11,6 +11,7 @@ their work succeeds (option `record_phase`), so a phase costs one task instead o
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Optional, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import backup as backups
@@ -69,10 +70,65 @@ def session_temp_paths(target_commit: Optional[str], session_id: str) -> List[st
     return rels
 
 
+# The records and state this product writes atomically (a temp file beside the target, then a rename:
+# fsutil's `.<name>.<8 random>.tmp`, the lock's `.<name>.<pid>.<hex>.tmp`), by directory relative to the
+# project. A run killed between the temp file and the rename leaves the temp file; the session's end removes it.
+WRITE_TARGETS = {
+    "": (r"\.gitignore", r"\.cursorrules(\.upstream)?"),
+    ".cursor": (r"mcp\.json(\.upstream)?",),
+    "{home}": (r"VERSION\.txt", r"UPDATE_LOG\.txt", r"INSTALLATION_SUMMARY\.md", r"\.install-journal\.json",
+               r"\.upgrade-lock\.\d+"),
+    "{home}/.cache": (r"base-manifest\.json", r"upgrade-summary-[0-9TZ]+\.(json|md)"),
+    "{home}/.cache/facts.d": (r"praxis_upgrade\.fact",),
+    "{home}/standards": (r"\.rebuild_index",),
+}
+
+
+def _lock_attempt_alive(entry: str) -> bool:
+    """A lock temp file (`..upgrade-lock.<pid>.<hex>.tmp`) of a process still running: another run trying to
+    take the lock right now, whose temp file is not ours to remove."""
+    match = re.match(r"^\.\.upgrade-lock\.(\d+)\.", entry)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def stale_write_temps(praxis_home: str) -> List[str]:
+    """Temp files an interrupted atomic write of one of our records left (paths relative to the project)."""
+    home = os.path.abspath(praxis_home)
+    project, name = os.path.split(home)
+    found = []
+    for where, targets in sorted(WRITE_TARGETS.items()):
+        rel_dir = where.replace("{home}", name)
+        pattern = re.compile(r"^\.(%s)\.[A-Za-z0-9_]{8}\.tmp$" % "|".join(targets))
+        directory = os.path.join(project, rel_dir) if rel_dir else project
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in sorted(names):
+            path = os.path.join(directory, entry)
+            if pattern.match(entry) and os.path.isfile(path) and not os.path.islink(path) \
+                    and not _lock_attempt_alive(entry):
+                found.append(os.path.join(rel_dir, entry) if rel_dir else entry)
+    return found
+
+
 def remove_temp_paths(praxis_home: str, state: dict, check: bool = False) -> List[str]:
-    """Remove the journalled temporary paths that exist (relative, inside the installation only)."""
+    """Remove the journalled temporary paths that exist (relative, inside the installation only), and the
+    temp files interrupted atomic writes of our records left (`stale_write_temps`, relative to the project)."""
     home = os.path.abspath(praxis_home)
     removed = []
+    for rel in stale_write_temps(home):
+        removed.append(rel)
+        if not check:
+            os.unlink(os.path.join(os.path.dirname(home), rel))
     for rel in state.get("temp_paths") or []:
         try:
             path = os.path.join(home, check_relpath(rel))

@@ -264,6 +264,20 @@ def test_interrupted_apply_completes_on_rerun(setup) -> None:
     assert content.local_manifest(str(home)) == content.local_manifest(str(reference))
 
 
+def test_a_rerun_removes_the_temp_file_a_killed_copy_left(setup) -> None:
+    """A run killed inside copy_file_atomic leaves `.<name>.<8 random>.tmp` beside the target; the re-run's
+    apply removes it (only temp files named after one of its targets: a user's own `.notes.tmp` stays)."""
+    home, staged, base, upstream = setup
+    plan = plan_for(home, base, upstream)
+    content.stage_plan(plan, str(home), str(home.parent), str(staged), "keep_local")
+    left = home / "workflows" / "wf" / ".pristine.md.k3j_9xQ2.tmp"
+    left.write_text("half a copy")
+    mine = home / "workflows" / "wf" / ".notes.tmp"
+    mine.write_text("the user's")
+    content.apply_plan(str(home), str(home.parent), str(staged / content.PLAN_NAME))
+    assert not left.exists() and mine.read_text() == "the user's"
+
+
 def setup_reference(root: Path, staged: Path, base: dict, upstream: dict) -> Path:
     home = root / ".praxis-os"
     write(home, BASE_FILES)

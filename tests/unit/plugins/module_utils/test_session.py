@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +89,27 @@ def test_record_for_fails_the_task_with_the_reason(home):
     with pytest.raises(SystemExit):
         session.record_for(module, {})
     assert "validate phase finished but could not be recorded" in module.failed
+
+
+def test_the_session_end_removes_temp_files_of_interrupted_record_writes(home):
+    """A run killed between an atomic write's temp file and its rename (seen: the facts file, killed at 75 % of
+    an upgrade) leaves `.<name>.<8 random>.tmp`; the session's end removes those of our records, and only those."""
+    home = Path(home)
+    project = home.parent
+    ours = [home / ".cache" / "facts.d" / ".praxis_upgrade.fact.w7ry0xdb.tmp", home / ".VERSION.txt.a1b2c3d4.tmp",
+            home / ".cache" / ".upgrade-summary-20261130T184200Z.json.zz_9abcd.tmp",
+            home / "..upgrade-lock.99999999.0a1b2c3d.tmp", home / "standards" / "..rebuild_index.abcdefgh.tmp",
+            project / "..gitignore.QWERTYUI.tmp", project / ".cursor" / ".mcp.json.upstream.12345678.tmp"]
+    theirs = [project / ".notes.tmp", home / ".VERSION.txt.tmp", home / "standards" / ".mine.md.abcdefgh.tmp",
+              home / ("..upgrade-lock.%d.0a1b2c3d.tmp" % os.getpid()),  # a live run taking the lock right now
+              home / ".cache" / "facts.d" / ".other.fact.abcdefgh.tmp"]
+    for path in ours + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    found = session.stale_write_temps(str(home))
+    assert sorted(found) == sorted(str(p.relative_to(project)) for p in ours)
+    state = {"temp_paths": []}
+    assert sorted(session.remove_temp_paths(str(home), state, check=True)) == sorted(found)
+    assert all(p.exists() for p in ours)  # check mode removes nothing
+    session.remove_temp_paths(str(home), state)
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
