@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
@@ -26,6 +25,7 @@ from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     prune_empty_dirs,
     read_json,
     sha256_file,
+    write_temp_target,
 )
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import build_manifest
 
@@ -369,9 +369,6 @@ def verify_plan(document: Mapping, praxis_home: str, project_dir: str) -> List[s
     return bad
 
 
-WRITE_TEMP = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")  # fsutil's temp file beside a target, named after it
-
-
 def _remove_write_temps(targets: Sequence[str]) -> None:
     """Temp files an apply killed mid-copy left beside its targets (`.<name>.<8 random>.tmp`, fsutil's)."""
     by_dir: Dict[str, set] = {}
@@ -383,9 +380,8 @@ def _remove_write_temps(targets: Sequence[str]) -> None:
         except OSError:
             continue
         for entry in entries:
-            match = WRITE_TEMP.match(entry)
             path = os.path.join(directory, entry)
-            if match and match.group(1) in names and os.path.isfile(path) and not os.path.islink(path):
+            if write_temp_target(entry) in names and os.path.isfile(path) and not os.path.islink(path):
                 os.unlink(path)
 
 

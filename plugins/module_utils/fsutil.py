@@ -16,9 +16,11 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
+from typing import Optional
 
 CHUNK = 1024 * 1024
 
@@ -43,6 +45,17 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# The temp file an atomic write makes beside its target: `.<target name>.<8 random>.tmp` (mkstemp), or the
+# lock's `.<name>.<pid>.<8 hex>.tmp`. A run killed between the temp file and the rename leaves it behind.
+WRITE_TEMP = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def write_temp_target(entry: str) -> Optional[str]:
+    """The name of the file `entry` is an interrupted atomic write's temp file of (None: it is not one)."""
+    match = WRITE_TEMP.match(entry)
+    return match.group(1) if match else None
 
 
 def _temp_beside(path: str):

@@ -17,7 +17,12 @@ from typing import List, Optional, Tuple
 from ansible_collections.praxis.upgrade.plugins.module_utils import backup as backups
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
-from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, remove_path
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
+    UnsafePathError,
+    check_relpath,
+    remove_path,
+    write_temp_target,
+)
 
 
 class SessionError(ValueError):
@@ -70,9 +75,9 @@ def session_temp_paths(target_commit: Optional[str], session_id: str) -> List[st
     return rels
 
 
-# The records and state this product writes atomically (a temp file beside the target, then a rename:
-# fsutil's `.<name>.<8 random>.tmp`, the lock's `.<name>.<pid>.<hex>.tmp`), by directory relative to the
-# project. A run killed between the temp file and the rename leaves the temp file; the session's end removes it.
+# The records and state this product writes atomically (fsutil.write_temp_target names their temp files), by
+# directory relative to the project. A run killed between the temp file and the rename leaves the temp file;
+# the session's end removes it.
 WRITE_TARGETS = {
     "": (r"\.gitignore", r"\.cursorrules(\.upstream)?"),
     ".cursor": (r"mcp\.json(\.upstream)?",),
@@ -106,7 +111,7 @@ def stale_write_temps(praxis_home: str) -> List[str]:
     found = []
     for where, targets in sorted(WRITE_TARGETS.items()):
         rel_dir = where.replace("{home}", name)
-        pattern = re.compile(r"^\.(%s)\.[A-Za-z0-9_]{8}\.tmp$" % "|".join(targets))
+        target = re.compile(r"^(%s)$" % "|".join(targets))
         directory = os.path.join(project, rel_dir) if rel_dir else project
         try:
             names = os.listdir(directory)
@@ -114,7 +119,7 @@ def stale_write_temps(praxis_home: str) -> List[str]:
             continue
         for entry in sorted(names):
             path = os.path.join(directory, entry)
-            if pattern.match(entry) and os.path.isfile(path) and not os.path.islink(path) \
+            if target.match(write_temp_target(entry) or "") and os.path.isfile(path) and not os.path.islink(path) \
                     and not _lock_attempt_alive(entry):
                 found.append(os.path.join(rel_dir, entry) if rel_dir else entry)
     return found

@@ -265,3 +265,12 @@ def test_sync_filesystem_flushes_with_syncfs_or_falls_back_to_sync(tmp_path, mon
     monkeypatch.setattr(fsutil.ctypes, "CDLL", no_libc)
     fsutil.sync_filesystem(str(tmp_path))
     assert synced == [True]
+
+
+def test_write_temp_target_names_what_an_interrupted_atomic_write_was_for(tmp_path):
+    from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import _temp_beside, write_temp_target
+
+    fd, tmp = _temp_beside(str(tmp_path / "VERSION.txt"))
+    os.close(fd)
+    assert write_temp_target(os.path.basename(tmp)) == "VERSION.txt"
+    assert write_temp_target(".notes.tmp") is None and write_temp_target("VERSION.txt") is None
