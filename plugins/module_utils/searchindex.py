@@ -94,18 +94,6 @@ def blocker(praxis_home: str) -> Optional[str]:
     return None
 
 
-def _copy_tree(src: str, dst: str) -> None:
-    """A plain copy of a tree of regular files and dirs, mtimes kept (the builder records them)."""
-    for current, dirnames, filenames in os.walk(src):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not os.path.islink(os.path.join(current, d))]
-        target = os.path.join(dst, os.path.relpath(current, src))
-        os.makedirs(target, exist_ok=True)
-        for name in filenames:
-            path = os.path.join(current, name)
-            if os.path.isfile(path) and not os.path.islink(path):
-                shutil.copy2(path, os.path.join(target, name))
-
-
 def compose_shadow(praxis_home: str, source_dir: str, plan: Optional[Mapping], shadow: str) -> None:
     """Lay out the shadow installation (see the module doc); an old shadow is removed first.
 
@@ -115,10 +103,10 @@ def compose_shadow(praxis_home: str, source_dir: str, plan: Optional[Mapping], s
     home = os.path.abspath(praxis_home)
     remove_path(shadow)
     os.makedirs(shadow)
-    for tree in (STANDARDS, SCRIPTS):
+    for tree in (STANDARDS, SCRIPTS):  # copies (never links: the builder can touch nothing live), mtimes kept
         if os.path.isdir(os.path.join(home, tree)):
-            _copy_tree(os.path.join(home, tree), os.path.join(shadow, tree))
-    for tree in (STANDARDS, SCRIPTS):
+            shutil.copytree(os.path.join(home, tree), os.path.join(shadow, tree), symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         os.makedirs(os.path.join(shadow, tree), exist_ok=True)
     flag = os.path.join(shadow, REBUILD_FLAG)
     if os.path.lexists(flag):
