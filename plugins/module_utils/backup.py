@@ -798,13 +798,118 @@ def _restore_path(backup_dir: str, doc: dict, live: str, key: str, kind: str, ch
         _restore_link(lkey, os.path.join(live, lkey[len(key) + 1:]), target, changes)
 
 
+def _tree_entries(root: str) -> Dict[str, Tuple[str, object]]:
+    """{rel: ("file", inode) | ("link", target) | ("dir", None)} of a tree: one scandir walk whose entry
+    types and inode numbers come from the directories themselves (no stat call per file)."""
+    entries: Dict[str, Tuple[str, object]] = {}
+    stack = [("", root)]
+    while stack:
+        rel_dir, path = stack.pop()
+        with os.scandir(path) as found:
+            for entry in found:
+                rel = rel_dir + "/" + entry.name if rel_dir else entry.name
+                if entry.is_symlink():
+                    entries[rel] = ("link", os.readlink(entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    entries[rel] = ("dir", None)
+                    stack.append((rel, entry.path))
+                else:
+                    entries[rel] = ("file", entry.inode())
+    return entries
+
+
+def _entry_diff(want: Dict[str, Tuple[str, object]], have: Dict[str, Tuple[str, object]]) -> List[str]:
+    """`venv_diff`'s strings for two `_tree_entries`: a file is unchanged only when it is the snapshot's own
+    inode (a hard link to it), which is exact where a stat comparison is not."""
+    problems = []
+    for rel in set(want) | set(have):
+        wanted, got = want.get(rel), have.get(rel)
+        if wanted == got:
+            continue
+        suffix = " dir" if (wanted or got)[0] == "dir" and (wanted is None or got is None) else ""
+        if got is None:
+            problems.append("missing%s: %s" % (suffix, rel))
+        elif wanted is None:
+            problems.append("extra%s: %s" % (suffix, rel))
+        else:
+            problems.append("changed: %s" % rel)
+    return sorted(problems, key=lambda item: item.split(": ", 1)[1])
+
+
+def _sync_venv(snapshot: str, live: str) -> List[str]:
+    """Make the live venv the snapshot again in place, touching only what differs (a pip upgrade changes a
+    few packages of ~41,000 files): entries the snapshot lacks or of another kind are removed, every other
+    file or symlink that is not the snapshot's own is replaced by a hard link to it (link to a temp name
+    beside it, then rename: never absent), missing dirs made, dir modes copied. Return the differences
+    found; BackupError when the venv still differs afterwards. Interrupted, the next run converges: a temp
+    name left behind is just one more entry the snapshot lacks."""
+    want, have = _tree_entries(snapshot), _tree_entries(live)
+    differences = _entry_diff(want, have)
+    if not differences:
+        return differences
+    removed: List[str] = []
+    touched = {live}
+    for rel in sorted(have):  # parents first: a removed dir takes its contents with it
+        if any(rel.startswith(prefix) for prefix in removed):
+            continue
+        kind = have[rel][0]
+        if rel not in want or want[rel][0] != kind:
+            remove_path(os.path.join(live, rel))
+            touched.add(os.path.dirname(os.path.join(live, rel)))
+            if kind == "dir":
+                removed.append(rel + "/")
+    for rel in sorted(want):
+        kind, value = want[rel]
+        target = os.path.join(live, rel)
+        if kind == "dir":
+            if not os.path.isdir(target):
+                os.mkdir(target)
+                touched.add(os.path.dirname(target))
+            continue
+        if have.get(rel) == want[rel]:
+            continue
+        temp = "%s.praxis-restore-%d" % (target, os.getpid())
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        if kind == "link":
+            os.symlink(str(value), temp)
+        else:
+            os.link(os.path.join(snapshot, rel), temp)
+        os.rename(temp, target)
+        touched.add(os.path.dirname(target))
+    for rel in [""] + sorted(rel for rel, (kind, _) in want.items() if kind == "dir"):
+        mode = _mode(os.path.join(snapshot, rel))
+        if _mode(os.path.join(live, rel)) != mode:
+            os.chmod(os.path.join(live, rel), mode)
+    for path in sorted(touched):
+        fsync_dir(path)
+    left = _entry_diff(want, _tree_entries(live))
+    if left:
+        raise BackupError(
+            "venv %s still differs from the snapshot after restore (%s); inspect it, then re-run the restore"
+            % (live, left[0])
+        )
+    return differences
+
+
 def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[str]:
-    """Rebuild the live venv from the snapshot when its stat layout differs; return the differences."""
+    """Make the live venv the snapshot again; return the differences. A hard-linked snapshot on the venv's
+    own file system is synced in place (`_sync_venv`: only what pip changed is touched); a copied one, or a
+    live venv that is missing, is rebuilt beside it and renamed in."""
     name = doc.get("venv_name") or "venv"
     live = os.path.join(home, name)
-    layout = load_venv_manifest(backup_dir)
+    snapshot = os.path.join(backup_dir, VENV_SNAPSHOT)
     leftovers = re.compile(r"^%s\.(restore|rollback)-\d+$" % re.escape(name))
     stale = [os.path.join(home, e) for e in sorted(os.listdir(home)) if leftovers.match(e)]
+    in_place = (doc.get("venv_linked") is True and _is_real_dir(live)
+                and os.stat(live).st_dev == os.stat(snapshot).st_dev)
+    if in_place and check:
+        return _entry_diff(_tree_entries(snapshot), _tree_entries(live))
+    if in_place:
+        for path in stale:  # from an interrupted earlier restore
+            remove_path(path)
+        return _sync_venv(snapshot, live)
+    layout = load_venv_manifest(backup_dir)
     if _is_real_dir(live):
         differences = venv_diff(layout, _venv_state(live))
     else:
@@ -815,7 +920,7 @@ def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[st
         remove_path(path)
     new = os.path.join(home, "%s.restore-%d" % (name, os.getpid()))
     old = os.path.join(home, "%s.rollback-%d" % (name, os.getpid()))
-    _materialise_venv(os.path.join(backup_dir, VENV_SNAPSHOT), new, layout)
+    _materialise_venv(snapshot, new, layout)
     if os.path.lexists(live):
         os.rename(live, old)
     os.rename(new, live)

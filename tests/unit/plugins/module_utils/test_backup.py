@@ -281,6 +281,65 @@ def test_restore_replaces_wrong_kinds(install):
     assert "files/usage" in result["removed_paths"] and "files/mcp_server/tools/linkdir" in result["removed_paths"]
 
 
+def inodes(root):
+    """{rel: inode} of the regular files of a tree."""
+    found = {}
+    for current, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(current, name)
+            if not os.path.islink(path):
+                found[os.path.relpath(path, root)] = os.lstat(path).st_ino
+    return found
+
+
+def test_venv_restore_syncs_in_place_touching_only_what_pip_changed(install):
+    project, home = install
+    path = do_create(project, home)["path"]
+    venv, snapshot = os.path.join(home, "venv"), os.path.join(path, backup.VENV_SNAPSHOT)
+    original = snapshot_tree(venv, mtimes=True)
+    untouched = os.path.join("lib", "python3.11", "site-packages", "humanize", "__init__.py")
+    kept_inode = os.lstat(os.path.join(venv, untouched)).st_ino
+    simulate_upgrade(project, home)  # mcp/__init__.py a new inode, newdep/ added, bin/python3 retargeted
+    site = os.path.join(venv, "lib", "python3.11", "site-packages")
+    with open(os.path.join(site, "mcp", "server.py"), "a") as handle:  # same size and mtime, same inode:
+        handle.write("")  # not a difference (it is the snapshot's file)
+    os.rename(os.path.join(venv, "include"), os.path.join(venv, "include.old"))
+    write(os.path.join(venv, "include"), "a file where a dir belongs\n")
+    os.chmod(os.path.join(site, "humanize"), 0o700)
+    write(os.path.join(site, "mcp", "server.py.praxis-restore-4242"), "temp of a killed restore\n")
+
+    planned = backup.restore(path, home, project, check=True)
+    assert planned["venv_changes"] == [
+        "changed: bin/python3", "changed: include", "extra dir: include.old",
+        "changed: lib/python3.11/site-packages/mcp/__init__.py",
+        "extra: lib/python3.11/site-packages/mcp/server.py.praxis-restore-4242",
+        "extra dir: lib/python3.11/site-packages/newdep", "extra: lib/python3.11/site-packages/newdep/__init__.py",
+    ]  # humanize/'s mode is not a layout difference; mcp/server.py, appended nothing in place, is none either
+    result = backup.restore(path, home, project)
+    assert result["venv_restored"] and result["venv_changes"] == planned["venv_changes"]
+    assert snapshot_tree(venv, mtimes=True) == original
+    assert oct(stat.S_IMODE(os.stat(os.path.join(site, "humanize")).st_mode)) == oct(0o755)
+    assert inodes(venv) == inodes(snapshot)  # every file is the snapshot's own again
+    assert os.lstat(os.path.join(venv, untouched)).st_ino == kept_inode  # and was never relinked
+    assert sorted(n for n in os.listdir(home) if n.startswith("venv")) == ["venv"]
+    assert backup.restore(path, home, project)["venv_restored"] is False
+
+
+def test_venv_restore_rebuilds_a_recreated_venv_from_the_snapshot(install):
+    project, home = install
+    path = do_create(project, home)["path"]
+    venv = os.path.join(home, "venv")
+    original = snapshot_tree(venv, mtimes=True)
+    copy = os.path.join(home, "venv.copy")
+    shutil.copytree(venv, copy, symlinks=True)  # same names and contents, every file a new inode
+    shutil.rmtree(venv)
+    os.rename(copy, venv)
+    result = backup.restore(path, home, project)
+    assert result["venv_change_count"] == len(inodes(venv))  # no file was the snapshot's: all relinked
+    assert snapshot_tree(venv, mtimes=True) == original
+    assert inodes(venv) == inodes(os.path.join(path, backup.VENV_SNAPSHOT))
+
+
 def test_venv_copy_fallback_across_file_systems(tmp_path):
     shm = "/dev/shm"
     if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(str(tmp_path)).st_dev:
