@@ -95,13 +95,13 @@ def goals(result: dict[str, Any]) -> list[Goal]:
     curve = dict((int(h), s) for h, s in fleet["curve"]) if fleet else {}
     if curve.get(1) and curve.get(8):
         out.append(Goal("Fleet: 8 local installations / 1 (forks 8)", curve[8] / curve[1], 2.5,
-                        detail="%.1f s / %.1f s; marginal %.2f s/host"
-                        % (curve[8], curve[1], fleet["marginal_per_host"] or 0)))
+                        detail="%.1f s / %.1f s; marginal %.2f s/host%s"
+                        % (curve[8], curve[1], fleet["marginal_per_host"] or 0, cpu_floor(fleet, 8))))
     elif curve.get(1) and fleet.get("marginal_per_host") and len(curve) > 1:
         projected = curve[1] + 7 * fleet["marginal_per_host"]
         out.append(Goal("Fleet: 8 local installations / 1 (PROJECTED from %s hosts)" % "/".join(map(str, curve)),
-                        projected / curve[1], 2.5, detail="1 host %.1f s + 7 × %.2f s/host"
-                        % (curve[1], fleet["marginal_per_host"])))
+                        projected / curve[1], 2.5, detail="1 host %.1f s + 7 × %.2f s/host%s"
+                        % (curve[1], fleet["marginal_per_host"], cpu_floor(fleet, 8))))
     else:
         out.append(Goal("Fleet: 8 local installations / 1 (forks 8)", None, 2.5))
     out.append(Goal("Fleet: 4 SSH hosts / 1 at forks 4", None, 1.8,
@@ -125,6 +125,24 @@ def goals(result: dict[str, Any]) -> list[Goal]:
                 Goal("(fixture) --check / upgrade", s["--check --diff"] / up, 0.5),
                 Goal("(fixture) rollback / upgrade", s["rollback.yml"] / up, 0.5)]
     return out
+
+
+def cpu_floor(fleet: dict[str, Any], hosts: int) -> str:
+    """The CPU-bound floor of a fleet run: its CPU seconds (every process it started) over the cores is the
+    least wall time it can take here, whatever Ansible does in parallel (projected along the CPU line when
+    that fleet size was not run)."""
+    cpu = dict((int(h), c) for h, c in fleet.get("cpu_curve", []))
+    marginal = fleet.get("cpu_marginal_per_host")
+    if not cpu.get(1) or marginal is None:
+        why = fleet.get("cpu_not_measured")
+        return "; CPU not measured (%s)" % why if why else ""
+    one = dict((int(h), s) for h, s in fleet["curve"])[1]
+    total = cpu.get(hosts) or cpu[1] + (hosts - 1) * marginal
+    least = total / fleet["cores"]
+    projected = "" if hosts in cpu else "projected "
+    return ("; CPU %.1f s for 1 host, %s%.1f s for %d (+%.2f per extra host): on %d cores %d hosts take at least "
+            "%.1f s, %.2f× one host, before any waiting"
+            % (cpu[1], projected, total, hosts, marginal, fleet["cores"], hosts, least, least / one))
 
 
 def floor_note(result: dict[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import padding, runs
+from bench.cpu import CpuMeter
 from bench.probe import Probe
 from bench.report import slope
 from tests.harness import BIN, ansible_env
@@ -164,21 +166,29 @@ def user_content_case(cache: Path, files: int, total: int, repeats: int) -> dict
 
 
 def fleet_case(sizes: list[int]) -> dict[str, Any]:
-    """Local installations, forks = hosts, praxis_serial 100%: seconds per run."""
+    """Local installations, forks = hosts, praxis_serial 100%: seconds and CPU seconds per run."""
     curve: list[list[float]] = []
+    cpu_curve: list[list[float]] = []
+    why = ""
     phases: dict[str, Any] = {}
     for hosts in sizes:
         fleet = runs.fresh_fleet("fleet-%d" % hosts, hosts=hosts)
         try:
-            seconds, tasks = runs.upgrade_timed(fleet, "fleet", "--forks", str(max(1, hosts)),
-                                                praxis_serial=["100%"])
+            with CpuMeter() as meter:
+                seconds, tasks = runs.upgrade_timed(fleet, "fleet", "--forks", str(max(1, hosts)),
+                                                    praxis_serial=["100%"])
         finally:
             fleet.stop()
         curve.append([hosts, round(seconds, 3)])
+        if meter.seconds is not None:
+            cpu_curve.append([hosts, meter.seconds])
+        why = why or meter.why
         phases[str(hosts)] = runs.phase_costs(tasks, "h00")
-    marginal = slope((h, s) for h, s in curve)
-    return {"curve": curve, "marginal_per_host": marginal, "phases_of_h00": phases,
-            "seconds": {"%d host(s)" % h: s for h, s in curve}}
+    seconds_of = {"%d host(s)" % h: s for h, s in curve}
+    seconds_of.update({"%d host(s): CPU seconds (all processes of the run)" % h: c for h, c in cpu_curve})
+    return {"curve": curve, "marginal_per_host": slope((h, s) for h, s in curve), "phases_of_h00": phases,
+            "cpu_curve": cpu_curve, "cpu_marginal_per_host": slope((h, c) for h, c in cpu_curve),
+            "cpu_not_measured": why, "cores": os.cpu_count() or 1, "seconds": seconds_of}
 
 
 def _ping_playbook(path: Path, tasks: int) -> Path:
