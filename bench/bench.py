@@ -2,10 +2,11 @@
 
 Cases (bench/cases.py): fixture (upgrade, no-op, --check, rollback vs the bare shell procedure), scale
 (a venv padded to real size, probed for downtime, backup snapshot vs `cp -al`), user content (100k
-files / 5 GB must be free), fleet curve (1/4/8/16 local installations) and Ansible's per-task floor.
+files / 5 GB must be free), fleet curve (1/4/8/16 local installations), 4 SSH hosts vs 1 over real SSH
+(scripts/fleet; needs root, else not measured) and Ansible's per-task floor.
 Writes bench/results/bench-<stamp>.{json,md,svg} and prints the markdown.
 
-    bench/run [--quick] [--cases fixture,scale,user,fleet,floor] [--pad-files N --pad-mb MB]
+    bench/run [--quick] [--cases fixture,scale,user,fleet,ssh,floor] [--pad-files N --pad-mb MB]
               [--user-files N --user-mb MB] [--fleet 1,4,8,16] [--repeats N] [--strict]
 """
 from __future__ import annotations
@@ -22,9 +23,9 @@ from bench.report import Goal, ratio
 from tests.harness import REPO
 
 RESULTS = REPO / "bench" / "results"
-CASES = ("fixture", "scale", "user", "fleet", "floor")
+CASES = ("fixture", "scale", "user", "fleet", "ssh", "floor")
 TITLES = {"fixture": "Fixture case", "scale": "Scale case", "user": "User-content case", "fleet": "Fleet curve",
-          "floor": "Ansible per-task floor"}
+          "ssh": "SSH fleet", "floor": "Ansible per-task floor"}
 FULL = {"pad_files": 40000, "pad_mb": 2048, "user_files": 100000, "user_mb": 5120, "fleet": "1,4,8,16",
         "repeats": 2, "floor_tasks": 20}
 QUICK = {"pad_files": 4000, "pad_mb": 200, "user_files": 10000, "user_mb": 500, "fleet": "1,2,4",
@@ -104,8 +105,14 @@ def goals(result: dict[str, Any]) -> list[Goal]:
                         % (curve[1], fleet["marginal_per_host"], cpu_floor(fleet, 8))))
     else:
         out.append(Goal("Fleet: 8 local installations / 1 (forks 8)", None, 2.5))
-    out.append(Goal("Fleet: 4 SSH hosts / 1 at forks 4", None, 1.8,
-                    detail="not measured by this bench: the SSH fleet (scripts/fleet) uses fixed users/ports"))
+    ssh = c.get("ssh")
+    if ssh and ssh.get("ratio") is not None:
+        first, last = ssh["curve"][0][1], ssh["curve"][-1][1]
+        out.append(Goal("Fleet: 4 SSH hosts / 1 at forks 4", ssh["ratio"], 1.8, detail="%.1f s / %.1f s; marginal "
+                        "%.2f s/host; %s" % (last, first, ssh["marginal_per_host"], ssh["ssh"])))
+    else:
+        out.append(Goal("Fleet: 4 SSH hosts / 1 at forks 4", None, 1.8,
+                        detail="not measured: %s" % ssh["not_measured"] if ssh else ""))
     user = c.get("user")
     if user:
         s = user["seconds"]
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "user": (TITLES["user"], lambda: cases.user_content_case(
             cache, args.user_files, args.user_mb * mib, args.repeats)),
         "fleet": (TITLES["fleet"], lambda: cases.fleet_case(args.fleet_sizes)),
+        "ssh": (TITLES["ssh"], lambda: cases.ssh_case(args.repeats)),
         "floor": (TITLES["floor"], lambda: cases.floor_case(
             args.floor_tasks, sorted({1, min(8, max(args.fleet_sizes))}))),
     }

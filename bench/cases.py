@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import padding, runs
+from bench import padding, runs, sshfleet
 from bench.cpu import CpuMeter
 from bench.probe import Probe
 from bench.report import slope
@@ -174,9 +174,10 @@ def fleet_case(sizes: list[int]) -> dict[str, Any]:
     for hosts in sizes:
         fleet = runs.fresh_fleet("fleet-%d" % hosts, hosts=hosts)
         try:
+            # an extra var: Ansible decides `serial` before inventory variables exist (praxis_inputs warns)
             with CpuMeter() as meter:
                 seconds, tasks = runs.upgrade_timed(fleet, "fleet", "--forks", str(max(1, hosts)),
-                                                    praxis_serial=["100%"])
+                                                    extra={"praxis_serial": ["100%"]})
         finally:
             fleet.stop()
         curve.append([hosts, round(seconds, 3)])
@@ -189,6 +190,52 @@ def fleet_case(sizes: list[int]) -> dict[str, Any]:
     return {"curve": curve, "marginal_per_host": slope((h, s) for h, s in curve), "phases_of_h00": phases,
             "cpu_curve": cpu_curve, "cpu_marginal_per_host": slope((h, c) for h, c in cpu_curve),
             "cpu_not_measured": why, "cores": os.cpu_count() or 1, "seconds": seconds_of}
+
+
+def ssh_case(repeats: int, hosts: int = 4) -> dict[str, Any]:
+    """upgrade.yml over real SSH (bench/sshfleet.py) on 1 host and on `hosts` hosts at forks `hosts`, one batch,
+    fresh v1 installations for every run; best of `repeats`. Not measured (with the reason) when the fleet
+    cannot be started here."""
+    why = sshfleet.unavailable()
+    if why:
+        return {"not_measured": why, "note": "not measured: " + why}
+    measured: dict[int, list[dict[str, Any]]] = {1: [], hosts: []}
+    try:
+        for _attempt in range(repeats):
+            for size in (1, hosts):
+                with sshfleet.up(size) as state:
+                    prepared = sshfleet.prepare(state)
+                    seconds, tasks, sockets = sshfleet.upgrade_timed("%d-of-%d" % (size, hosts), hosts)
+                    done = sshfleet.outcomes(state)
+                    settings = sshfleet.ssh_settings()
+                wrong = {h: o for h, o in done.items() if o["status"] != "completed" or o["server_mode"] != "process"}
+                if wrong:
+                    raise SystemExit("bench: upgrade.yml over SSH exited 0 but not every host completed in process "
+                                     "mode: %s. Next: read the facts of those hosts" % wrong)
+                measured[size].append({"seconds": round(seconds, 3), "prepare": round(prepared, 3), "tasks": tasks,
+                                       "sockets": sockets, "settings": settings, "outcomes": done,
+                                       "first": state["hosts"][0]["name"]})
+    except sshfleet.FleetUnavailable as exc:
+        return {"not_measured": str(exc), "note": "not measured: %s" % exc}
+    one, many = (min(measured[n], key=lambda r: r["seconds"]) for n in (1, hosts))
+    ratio = many["seconds"] / one["seconds"]
+    marginal = (many["seconds"] - one["seconds"]) / (hosts - 1)
+    ssh = sshfleet.describe(many["settings"], many["sockets"])
+    return {"curve": [[1, one["seconds"]], [hosts, many["seconds"]]], "hosts": hosts, "ratio": ratio,
+            "marginal_per_host": marginal, "ssh": ssh, "ssh_settings": many["settings"],
+            "server_mode": many["outcomes"][many["first"]]["server_mode"],
+            "runs": {str(n): [r["seconds"] for r in measured[n]] for n in measured},
+            "prepare_seconds": {str(n): [r["prepare"] for r in measured[n]] for n in measured},
+            "seconds": {"1 host (best of %d)" % repeats: one["seconds"],
+                        "%d hosts at forks %d (best of %d)" % (hosts, hosts, repeats): many["seconds"]},
+            "phases_by_run": {"1 host, %s" % one["first"]: runs.phase_costs(one["tasks"], one["first"]),
+                              "%d hosts, %s" % (hosts, many["first"]): runs.phase_costs(many["tasks"], many["first"])},
+            "note": "upgrade.yml v1 -> v2 over real SSH (scripts/fleet/fleet.py: one user + one sshd per host on "
+                    "127.0.%d.N, users %sN), one batch (praxis_serial 100%%), --forks %d in both runs, server mode %s; "
+                    "fresh v1 installations for every run (fleet up + extensions/molecule/shared/prepare.yml, "
+                    "not timed). %d hosts / 1 = %.2f×, %.2f s per extra host. %s." % (
+                        sshfleet.NET, sshfleet.PREFIX, hosts, many["outcomes"][many["first"]]["server_mode"], hosts,
+                        ratio, marginal, ssh)}
 
 
 def _ping_playbook(path: Path, tasks: int) -> Path:

@@ -138,3 +138,54 @@ def test_prebuild_seconds_from_the_session_evidence(tmp_path) -> None:
     evidence["index_rebuild"] = None  # nothing needed a new index
     facts.write_text(json.dumps({"phases": {"server": {"evidence": evidence}}}))
     assert prebuild_seconds(tmp_path) is None
+
+
+def test_ssh_case_is_a_default_case_and_runs_alone() -> None:
+    assert "ssh" in parse([]).case_list and "ssh" in parse(["--quick"]).case_list
+    assert parse(["--cases", "ssh"]).case_list == ["ssh"]
+
+
+def test_ssh_goal_from_a_result_and_when_not_measured() -> None:
+    ssh = {"curve": [[1, 15.0], [4, 24.0]], "ratio": 1.6, "marginal_per_host": 3.0,
+           "ssh": "SSH pipelining on, ControlMaster auto, ControlPersist 60s (4 control socket(s) open after the run)"}
+    (goal,) = [g for g in goals({"cases": {"ssh": ssh}}) if "SSH" in g.name]
+    assert (goal.name, goal.value, goal.limit, goal.verdict) == ("Fleet: 4 SSH hosts / 1 at forks 4", 1.6, 1.8, "pass")
+    assert goal.detail.startswith("24.0 s / 15.0 s; marginal 3.00 s/host; SSH pipelining on")
+    (skipped,) = [g for g in goals({"cases": {"ssh": {"not_measured": "needs root"}}}) if "SSH" in g.name]
+    assert (skipped.verdict, skipped.detail) == ("not measured", "not measured: needs root")
+
+
+def test_ssh_settings_from_ansible_config_dump() -> None:
+    from bench.sshfleet import describe, pick_ssh_settings
+
+    dump = [{"local": [{"name": "pipelining", "origin": "default", "value": False}]},
+            {"ssh": [{"name": "pipelining", "origin": "/r/ansible.cfg", "value": True},
+                     {"name": "ssh_args", "origin": "default", "value": "-C -o ControlMaster=auto -o ControlPersist=60s"},
+                     {"name": "timeout", "origin": "default", "value": 10}]}]
+    settings = pick_ssh_settings(dump)
+    assert settings == {"pipelining": "True (/r/ansible.cfg)", "control_path_dir": "unknown",
+                        "ssh_args": "-C -o ControlMaster=auto -o ControlPersist=60s (default)"}
+    assert describe(settings, 4) == ("SSH pipelining on, ControlMaster auto, ControlPersist 60s "
+                                     "(4 control socket(s) open after the run)")
+    settings["ansible_ssh_common_args (fleet inventory)"] = "-o ControlPersist=no"  # the inventory's comes last
+    assert "ControlPersist no" in describe(settings, 0)
+    assert describe(pick_ssh_settings([]), 0).startswith("SSH pipelining unknown, ControlMaster off, ControlPersist off")
+
+
+def test_ssh_case_not_measured_when_the_fleet_cannot_start(monkeypatch) -> None:
+    from contextlib import contextmanager
+
+    from bench import cases, sshfleet
+
+    monkeypatch.setattr(sshfleet, "unavailable", lambda: "the SSH fleet needs root")
+    assert cases.ssh_case(1) == {"not_measured": "the SSH fleet needs root", "note": "not measured: the SSH fleet needs root"}
+
+    @contextmanager
+    def broken(hosts):
+        if hosts:  # `up` fails before it yields a fleet
+            raise sshfleet.FleetUnavailable("`fleet.py up --hosts %d` failed (exit 1): no sshd" % hosts)
+        yield {}
+
+    monkeypatch.setattr(sshfleet, "unavailable", lambda: None)
+    monkeypatch.setattr(sshfleet, "up", broken)
+    assert cases.ssh_case(1)["not_measured"] == "`fleet.py up --hosts 1` failed (exit 1): no sshd"
