@@ -156,8 +156,13 @@ def test_sibling_installation(case: lib.Case, prepared: lib.Prepared, conclude: 
 def test_eight_installations_one_batch(case: lib.Case, prepared: lib.Prepared, conclude: Any) -> None:
     """Eight installations (eight servers) on one host upgraded in one batch at forks 8."""
     installs = [case.install(prepared.old, alias=f"i{n}") for n in range(8)]
-    run = case.run("upgrade.yml", "v2", env={"ANSIBLE_FORKS": "8"}, praxis_serial=[8], timeout=600)
+    # an extra var: Ansible decides `serial` before inventory variables exist
+    run = case.run("upgrade.yml", "v2", env={"ANSIBLE_FORKS": "8"}, extra={"praxis_serial": [8]}, timeout=600)
     problems, ends = [], []
+    reports = sorted((case.dir / "reports").glob("upgrade-*.json"), key=lambda p: p.stat().st_mtime)
+    batches = json.loads(reports[-1].read_text()).get("batches") if reports else None
+    if not batches or len(batches) != 1 or len(batches[0]) != 8:
+        problems.append(f"not one batch of 8: {batches}")
     for inst in installs:
         verdict = lib.judge(case, inst, prepared, allowed=("NEW",))
         ends.append(verdict.end_state)

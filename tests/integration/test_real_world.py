@@ -159,10 +159,12 @@ def test_installations_on_one_host_started_at_once_all_come_up(make_fleet: Any) 
     fleet = make_fleet("realworld-ports")
     hosts = [fleet.add(name, "v1", http=True) for name in ("p1", "p2", "p3")]
     # a wide check-then-bind window, like a real server building its app: concurrent starts collide
-    proc = fleet.upgrade("v2", "--forks", "3", praxis_serial=["100%"],
+    # an extra var: Ansible decides `serial` before inventory variables exist
+    proc = fleet.upgrade("v2", "--forks", "3", extra={"praxis_serial": ["100%"]},
                          env={"PRAXIS_FIXTURE_BIND_DELAY_S": "1.5"})
     text = output(proc)
     assert proc.returncode == 0, text[-6000:]
+    assert [len(batch) for batch in fleet.last_report()["batches"]] == [3]  # the three started at once
     urls = set()
     for host in hosts:
         state = fx.read_state(host.project)
