@@ -75,7 +75,7 @@ class CpuMeter:
         """Move this process and what is still running in the group back, then remove the group."""
         assert self._group is not None and self._home is not None
         procs = self._group / "cgroup.procs"
-        for _ in range(20):
+        for _attempt in range(20):
             try:
                 pids = procs.read_text().split() if procs.exists() else []
                 for pid in pids:

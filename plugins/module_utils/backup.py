@@ -877,7 +877,7 @@ def _sync_venv(snapshot: str, live: str) -> List[str]:
             os.link(os.path.join(snapshot, rel), temp)
         os.rename(temp, target)
         touched.add(os.path.dirname(target))
-    for rel in [""] + sorted(rel for rel, (kind, _) in want.items() if kind == "dir"):
+    for rel in [""] + sorted(rel for rel, entry in want.items() if entry[0] == "dir"):
         mode = _mode(os.path.join(snapshot, rel))
         if _mode(os.path.join(live, rel)) != mode:
             os.chmod(os.path.join(live, rel), mode)
