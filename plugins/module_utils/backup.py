@@ -836,17 +836,14 @@ def _entry_diff(want: Dict[str, Tuple[str, object]], have: Dict[str, Tuple[str, 
     return sorted(problems, key=lambda item: item.split(": ", 1)[1])
 
 
-def _sync_venv(snapshot: str, live: str) -> List[str]:
+def _sync_venv(snapshot: str, live: str, want: Dict[str, Tuple[str, object]],
+               have: Dict[str, Tuple[str, object]]) -> None:
     """Make the live venv the snapshot again in place, touching only what differs (a pip upgrade changes a
     few packages of ~41,000 files): entries the snapshot lacks or of another kind are removed, every other
     file or symlink that is not the snapshot's own is replaced by a hard link to it (link to a temp name
-    beside it, then rename: never absent), missing dirs made, dir modes copied. Return the differences
-    found; BackupError when the venv still differs afterwards. Interrupted, the next run converges: a temp
-    name left behind is just one more entry the snapshot lacks."""
-    want, have = _tree_entries(snapshot), _tree_entries(live)
-    differences = _entry_diff(want, have)
-    if not differences:
-        return differences
+    beside it, then rename: never absent), missing dirs made, dir modes copied. `want`/`have` are the
+    `_tree_entries` of both. Interrupted, the next run converges: a temp name left behind is just one more
+    entry the snapshot lacks."""
     removed: List[str] = []
     touched = {live}
     for rel in sorted(have):  # parents first: a removed dir takes its contents with it
@@ -883,41 +880,11 @@ def _sync_venv(snapshot: str, live: str) -> List[str]:
             os.chmod(os.path.join(live, rel), mode)
     for path in sorted(touched):
         fsync_dir(path)
-    left = _entry_diff(want, _tree_entries(live))
-    if left:
-        raise BackupError(
-            "venv %s still differs from the snapshot after restore (%s); inspect it, then re-run the restore"
-            % (live, left[0])
-        )
-    return differences
 
 
-def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[str]:
-    """Make the live venv the snapshot again; return the differences. A hard-linked snapshot on the venv's
-    own file system is synced in place (`_sync_venv`: only what pip changed is touched); a copied one, or a
-    live venv that is missing, is rebuilt beside it and renamed in."""
-    name = doc.get("venv_name") or "venv"
+def _rebuild_venv(snapshot: str, home: str, name: str, layout: VenvManifest) -> None:
+    """Build the venv from the snapshot beside the live one, rename it in, remove the old one."""
     live = os.path.join(home, name)
-    snapshot = os.path.join(backup_dir, VENV_SNAPSHOT)
-    leftovers = re.compile(r"^%s\.(restore|rollback)-\d+$" % re.escape(name))
-    stale = [os.path.join(home, e) for e in sorted(os.listdir(home)) if leftovers.match(e)]
-    in_place = (doc.get("venv_linked") is True and _is_real_dir(live)
-                and os.stat(live).st_dev == os.stat(snapshot).st_dev)
-    if in_place and check:
-        return _entry_diff(_tree_entries(snapshot), _tree_entries(live))
-    if in_place:
-        for path in stale:  # from an interrupted earlier restore
-            remove_path(path)
-        return _sync_venv(snapshot, live)
-    layout = load_venv_manifest(backup_dir)
-    if _is_real_dir(live):
-        differences = venv_diff(layout, _venv_state(live))
-    else:
-        differences = ["missing: %s" % name]
-    if check or not differences:
-        return differences
-    for path in stale:  # from an interrupted earlier restore
-        remove_path(path)
     new = os.path.join(home, "%s.restore-%d" % (name, os.getpid()))
     old = os.path.join(home, "%s.rollback-%d" % (name, os.getpid()))
     _materialise_venv(snapshot, new, layout)
@@ -926,7 +893,39 @@ def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[st
     os.rename(new, live)
     fsync_dir(home)
     remove_path(old)
-    left = venv_diff(layout, _venv_state(live))
+
+
+def _restore_venv(backup_dir: str, doc: dict, home: str, check: bool) -> List[str]:
+    """Make the live venv the snapshot again; return the differences found before. A hard-linked snapshot on
+    the venv's own file system is compared by inode and synced in place (`_sync_venv`: only what pip changed
+    is touched); a copied one, or a missing live venv, is compared by stat and rebuilt (`_rebuild_venv`).
+    Either way the result is checked once more; BackupError when the venv still differs."""
+    name = doc.get("venv_name") or "venv"
+    live = os.path.join(home, name)
+    snapshot = os.path.join(backup_dir, VENV_SNAPSHOT)
+    in_place = (doc.get("venv_linked") is True and _is_real_dir(live)
+                and os.stat(live).st_dev == os.stat(snapshot).st_dev)
+    want: Dict[str, Tuple[str, object]] = {}
+    have: Dict[str, Tuple[str, object]] = {}
+    layout: VenvManifest = {}
+    if in_place:
+        want, have = _tree_entries(snapshot), _tree_entries(live)
+        differences = _entry_diff(want, have)
+    else:
+        layout = load_venv_manifest(backup_dir)
+        differences = venv_diff(layout, _venv_state(live)) if _is_real_dir(live) else ["missing: %s" % name]
+    if check or not differences:
+        return differences
+    leftovers = re.compile(r"^%s\.(restore|rollback)-\d+$" % re.escape(name))
+    for entry in sorted(os.listdir(home)):  # from an interrupted earlier rebuild
+        if leftovers.match(entry):
+            remove_path(os.path.join(home, entry))
+    if in_place:
+        _sync_venv(snapshot, live, want, have)
+        left = _entry_diff(want, _tree_entries(live))
+    else:
+        _rebuild_venv(snapshot, home, name, layout)
+        left = venv_diff(layout, _venv_state(live))
     if left:
         raise BackupError(
             "venv %s still differs from the snapshot after restore (%s); inspect it, then re-run the restore"
