@@ -34,6 +34,7 @@ mkdir -p "$home/scripts"; cp -a "$src/scripts/." "$home/scripts/"
 replace "$src/mcp_server" "$home/mcp_server"
 "$home/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELHOUSE" \
     -r "$home/mcp_server/requirements.txt"
+touch "$home/standards/.rebuild_index"  # the new standards need the new index, as in the collection's upgrade
 pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$home/.mcp_server_state.json")
 kill -INT "$pid"; while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" != Z ]; do sleep 0.05; done
 cd "$PROJECT"
@@ -116,7 +117,9 @@ def phase_costs(tasks: list[dict[str, Any]], host: str | None = None) -> dict[st
 
 
 def shell_procedure(fleet: Fleet) -> float:
-    """Seconds of the bare shell procedure on the fleet's first host, up to the new server's first answer."""
+    """Seconds of the bare shell procedure on the fleet's first host, up to the new server's first answer.
+    It does the upgrade's work: backup copy, new trees, pip, and upstream's rebuild flag so the new server
+    rebuilds its search index at start (without it search would answer from the old version's index)."""
     host = fleet.hosts[0]
     env = {"PROJECT": str(host.project), "SOURCE": str(fleet.source("v2")), "WHEELHOUSE": str(fx.wheelhouse()),
            "PATH": "/usr/bin:/bin"}
@@ -124,7 +127,11 @@ def shell_procedure(fleet: Fleet) -> float:
     check(subprocess.run(["bash", "-c", SHELL_PROCEDURE], env=env, text=True, capture_output=True, check=False),
           "the bare shell procedure")
     probe.first_answer(host.home)
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    if (host.home / "standards" / ".rebuild_index").exists():
+        raise SystemExit("bench: the shell procedure's server answered without rebuilding its search index "
+                         "(standards/.rebuild_index is still there); the comparison would not be the same work")
+    return seconds
 
 
 def bare_restart(project: Path, repeats: int = 3) -> dict[str, Any]:
