@@ -547,6 +547,34 @@ def _search_smoke(session: McpSession, query: str, errors: List[str]) -> Dict[st
 
 # ---------------------------------------------------------------- installed server helpers
 
+def probe_server(transport: str, praxis_home: Optional[str] = None, url: Optional[str] = None,
+                 command: Optional[Sequence[str]] = None, cwd: Optional[str] = None,
+                 extra_env: Optional[Dict[str, Any]] = None, timeout: float = 60.0, **checks: Any) -> Dict[str, Any]:
+    """One probe of an installation's server (``probe`` with its ``checks``), with ``url`` and ``pid`` added.
+
+    With ``praxis_home``: over http the url comes from its state file unless given (trusted only for a live pid
+    of this project), over stdio the installation's server is spawned in the project with ``server_env``.
+    """
+    log_hint = os.path.join(praxis_home, ".cache", "mcp_server.log") if praxis_home else "the server log"
+    pid = None
+    if transport == "http" and not url:
+        url, pid, problem = discover_http_url(praxis_home or "")
+        if problem:
+            result = empty_result("http", problem)
+            result.update(url=None, pid=pid)
+            return result
+    if praxis_home:
+        command = command or stdio_command_for(praxis_home)
+        cwd = cwd or os.path.dirname(os.path.realpath(praxis_home))
+        env = server_env(praxis_home, extra_env)
+    else:
+        env = dict(os.environ)
+        env.update((str(k), str(v)) for k, v in (extra_env or {}).items())
+    result = probe(transport, url=url, command=command, cwd=cwd, env=env, timeout=timeout, log_hint=log_hint, **checks)
+    result.update(url=url if transport == "http" else None, pid=pid)
+    return result
+
+
 def pid_alive(pid: int) -> bool:
     """True when ``pid`` is a running (not zombie) process."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:

@@ -83,6 +83,12 @@ options:
       - Path on the target of the shipped source archive (from M(praxis.upgrade.praxis_source)).
       - Required unless in check mode or nothing needs copying (an up-to-date installation).
     type: path
+  src:
+    description:
+      - Path on the controller of the source archive (RV(praxis.upgrade.praxis_source#module:archive)). The action
+        plugin of the same name ships it in this task and the module installs it at O(archive) (atomically, mode
+        C(0600)) before it plans, so no separate copy task is needed. Not shipped in check mode.
+    type: path
   staging_dir:
     description:
       - Where the archive is unpacked and verified; defaults to C(<praxis_home>/.cache/upgrade/<commit>).
@@ -148,7 +154,8 @@ EXAMPLES = r"""
   praxis.upgrade.praxis_content:
     praxis_home: "{{ praxis_project_dir }}/.praxis-os"
     project_dir: "{{ praxis_project_dir }}"
-    archive: "{{ praxis_project_dir }}/.praxis-os/.cache/upgrade/{{ praxis_src.commit }}.tar.gz"
+    src: "{{ praxis_src.archive }}"
+    archive: "{{ praxis_project_dir }}/.praxis-os/.cache/praxis-source-{{ praxis_src.commit }}.tar.gz"
     commit: "{{ praxis_src.commit }}"
     manifest: "{{ praxis_src.manifest }}"
     history: "{{ praxis_src.history }}"
@@ -284,7 +291,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils import content, ideconfig, installs
-from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import UnsafePathError, check_relpath, read_json, sha256_file
+from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
+    UnsafePathError, check_relpath, copy_file_atomic, read_json, sha256_file)
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import (
     BASE_MANIFEST, narrow_trees, owned_workflows, validate_manifest)
 from ansible_collections.praxis.upgrade.plugins.module_utils.source import extract
@@ -359,6 +367,7 @@ def main():
             praxis_home=dict(type="path", required=True),
             project_dir=dict(type="path", required=True),
             archive=dict(type="path"),
+            src=dict(type="path"),
             staging_dir=dict(type="path"),
             commit=dict(type="str"),
             manifest=dict(type="dict", required=True),
@@ -383,6 +392,8 @@ def main():
     if not os.path.isdir(home) and not (p["install"] and module.check_mode):
         module.fail_json(msg="%s does not exist, so %s is not a prAxIs OS installation; install prAxIs OS "
                              "there first or fix praxis_project_dir" % (home, project))
+    if p["src"] and not module.check_mode:
+        install_archive(module, p["src"], p["archive"])
     trees = tuple(tree.strip("/") for tree in p["trees"])
     try:
         upstream_all = validate_manifest(p["manifest"], "option manifest")
@@ -447,6 +458,19 @@ def main():
         result["session"] = recorded
         fault_point("content.planned")  # test seam: the phase is recorded, nothing live has changed
     module.exit_json(**result)
+
+
+def install_archive(module, src, archive):
+    """The archive the action plugin shipped (src, in the connection's temporary directory) at `archive`."""
+    if not archive:
+        module.fail_json(msg="src is set but archive is not; pass archive, the path on the target of the shipped "
+                             "source archive")
+    try:
+        os.makedirs(os.path.dirname(archive), exist_ok=True)
+        copy_file_atomic(src, archive, 0o600)
+    except OSError as exc:
+        module.fail_json(msg="cannot install the shipped source archive at %s: %s. Next: check free space and "
+                             "permissions there, then re-run" % (archive, exc.strerror or exc))
 
 
 def stage(module, home, upstream_all):

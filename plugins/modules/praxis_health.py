@@ -241,39 +241,18 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils.session import record_for
 from ansible_collections.praxis.upgrade.plugins.module_utils.state import PHASES
 from ansible_collections.praxis.upgrade.plugins.module_utils.mcp_client import (
-    discover_http_url,
-    empty_result,
     log_errors,
-    probe,
-    server_env,
+    probe_server,
     stdio_command_for,
 )
 
 
 def probe_once(params, budget):
     """One probe attempt; returns the result dict with url and pid added."""
-    home = params["praxis_home"]
-    url, pid = params["url"], None
-    log_hint = os.path.join(home, ".cache", "mcp_server.log") if home else "the server log"
-    if params["transport"] == "http" and not url:
-        url, pid, problem = discover_http_url(home)
-        if problem:
-            result = empty_result("http", problem)
-            result.update(url=None, pid=pid)
-            return result
-    command = params["command"] or (stdio_command_for(home) if home else None)
-    cwd = params["cwd"] or (os.path.dirname(os.path.realpath(home)) if home else None)
-    if home:
-        env = server_env(home, params["env"])
-    else:
-        env = dict(os.environ)
-        env.update((str(k), str(v)) for k, v in params["env"].items())
-    result = probe(params["transport"], url=url, command=command, cwd=cwd, env=env, timeout=budget,
-                   expected_tools=params["expected_tools"], min_tools=params["min_tools"],
-                   smoke_calls=params["smoke_calls"], log_hint=log_hint,
-                   search_query=params["search_query"] or None)
-    result.update(url=url if params["transport"] == "http" else None, pid=pid)
-    return result
+    return probe_server(params["transport"], praxis_home=params["praxis_home"], url=params["url"],
+                        command=params["command"], cwd=params["cwd"], extra_env=params["env"], timeout=budget,
+                        expected_tools=params["expected_tools"], min_tools=params["min_tools"],
+                        smoke_calls=params["smoke_calls"], search_query=params["search_query"] or None)
 
 
 def main():

@@ -29,6 +29,10 @@ description:
   - Never changes anything, so it runs for real in check mode.
   - Sets C(ansible_local.praxis_upgrade) from the session facts file, as C(ansible.builtin.setup) with
     C(fact_path) would, so a play needs no separate fact-gathering task.
+  - With O(probe), when every check passed, it also probes the installed server over MCP exactly as
+    M(praxis.upgrade.praxis_health) with C(fail_on_unhealthy=false) would (over C(http) when this project's server
+    runs, else a fresh C(stdio) server spawned and stopped again) and returns the result as RV(health), so the
+    play needs no separate probe task. An unhealthy server does not fail the task.
 author:
   - praxis.upgrade contributors (@praxis-upgrade)
 extends_documentation_fragment:
@@ -104,6 +108,18 @@ options:
         manifest, the installed commit is identified by matching the installed trees against them; when
         none matches (a shallow or one-commit source), preflight refuses.
     type: dict
+  probe:
+    description: Probe the installed server over MCP after the checks (RV(health)).
+    type: bool
+    default: false
+  server_env:
+    description: Extra environment of a C(stdio) probe's server (C(praxis_server_env)), as O(praxis.upgrade.praxis_health#module:env).
+    type: dict
+    default: {}
+  health_timeout:
+    description: Seconds the O(probe) may take (C(praxis_health_timeout)).
+    type: float
+    default: 60
 attributes:
   check_mode:
     support: full
@@ -124,6 +140,8 @@ EXAMPLES = r"""
     bytes_to_write: "{{ source.bytes }}"
     lock_stale_after: "{{ praxis_lock_stale_after }}"
     break_lock: "{{ praxis_break_lock }}"
+    probe: true
+    health_timeout: "{{ praxis_health_timeout }}"
   register: preflight
 
 - name: Skip the upgrade when the installation is already there
@@ -157,6 +175,14 @@ server_pid:
   description: Verified pid of this project's running server (alive, in this project, running mcp_server), else null.
   returned: always
   type: int
+health:
+  description:
+    - With O(probe), the MCP probe of the installed server, else null. Its keys are those of the result of
+      M(praxis.upgrade.praxis_health), for example C(healthy), C(tools), C(errors), C(response_time_ms), C(transport),
+      C(url) and C(pid).
+  returned: always
+  type: dict
+  sample: {"healthy": true, "tools": ["search_standards", "get_server_info"], "errors": [], "transport": "http"}
 ide_server_pid:
   description:
     - Pid of this project's server when an IDE launched it (C(--transport stdio) or C(dual)); it belongs to the
@@ -278,6 +304,7 @@ import subprocess
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.praxis.upgrade.plugins.module_utils import backup
 from ansible_collections.praxis.upgrade.plugins.module_utils import lock as locks
+from ansible_collections.praxis.upgrade.plugins.module_utils import mcp_client
 from ansible_collections.praxis.upgrade.plugins.module_utils import procutil
 from ansible_collections.praxis.upgrade.plugins.module_utils import state as states
 from ansible_collections.praxis.upgrade.plugins.module_utils import target_checks
@@ -320,7 +347,7 @@ class Preflight:
             venv_python=None, venv_python_version=None, disk_free_bytes=None, disk_needed_bytes=None,
             backup_bytes=None, lock=None, lock_status=None, lock_reason=None, last_session=None, resume=False,
             resume_session_id=None, completed_phases=[], up_to_date=False, server_state=None,
-            server_mode=None, server_mode_reason=None, server_pid=None, ide_server_pid=None,
+            server_mode=None, server_mode_reason=None, server_pid=None, ide_server_pid=None, health=None,
         )
 
     def stop(self, msg):
@@ -495,7 +522,16 @@ class Preflight:
             self.module.fail_json(
                 msg="preflight of %s found %d problem(s): %s" % (home, len(self.problems), " | ".join(self.problems)),
                 **self.facts)
+        if self.p["probe"]:
+            self.probe(home)
         self.module.exit_json(**self.facts)
+
+    def probe(self, home):
+        """The server's health before the upgrade (tools before), as praxis_health would report it."""
+        result = mcp_client.probe_server("http" if self.facts["server_pid"] else "stdio", praxis_home=home,
+                                         extra_env=self.p["server_env"], timeout=self.p["health_timeout"])
+        result.update(attempts=1, log_errors=[])
+        self.facts["health"] = result
 
 
 def main():
@@ -517,6 +553,9 @@ def main():
             python_timeout=dict(type="int", default=30),
             source_installs=dict(type="dict"),
             workflows=dict(type="list", elements="str"),
+            probe=dict(type="bool", default=False),
+            server_env=dict(type="dict", default={}),
+            health_timeout=dict(type="float", default=60.0),
         ),
         supports_check_mode=True,
     )

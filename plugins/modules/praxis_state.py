@@ -29,6 +29,8 @@ description:
   - O(state=completed) needs the C(cleanup) phase recorded (the records written by M(praxis.upgrade.praxis_report)).
   - O(state=completed), O(state=failed) and O(state=rolled_back) close the session, remove the temporary paths
     the session journalled, and release the lock.
+  - O(state=completed) with O(keep_backups) then prunes the backups beyond that count (never the session's own),
+    before the lock is released. A prune failure is only a warning (RV(prune_error)), the session stays completed.
   - The lock names the run (O(run)); a lock of another run that can still be alive is never shared or resumed.
 author:
   - praxis.upgrade contributors (@praxis-upgrade)
@@ -126,6 +128,12 @@ options:
       - Release the lock (only if it belongs to this session).
       - Defaults to true for O(state=completed), O(state=failed) and O(state=rolled_back), false otherwise.
     type: bool
+  keep_backups:
+    description:
+      - With O(state=completed), keep this many complete backups in C(<praxis_home>/.backups) (C(praxis_keep_backups),
+        at least 1) and remove older ones; the session's own backup is never removed.
+      - Omitted, nothing is pruned.
+    type: int
 attributes:
   check_mode:
     support: full
@@ -177,6 +185,13 @@ EXAMPLES = r"""
     state: rolled_back
     session_id: "{{ session.session_id }}"
     reason: "content phase failed: {{ ansible_failed_result.msg | default('unknown') }}"
+
+- name: Complete the session, prune backups beyond three, release the lock
+  praxis.upgrade.praxis_state:
+    praxis_home: "{{ praxis_project_dir }}/.praxis-os"
+    state: completed
+    session_id: "{{ session.session_id }}"
+    keep_backups: 3
 """
 
 RETURN = r"""
@@ -250,6 +265,16 @@ removed_temp_paths:
   returned: state is completed, failed or rolled_back
   type: list
   elements: str
+pruned:
+  description: Backups removed by O(keep_backups) (would be removed, in check mode).
+  returned: state is completed and O(keep_backups) is set
+  type: list
+  elements: str
+  sample: ["2026-11-20-093000"]
+prune_error:
+  description: Why pruning failed (the session is completed all the same), else null.
+  returned: state is completed and O(keep_backups) is set
+  type: str
 """
 
 import copy
@@ -471,6 +496,19 @@ class Session:
             faults.fault_point("rollback.before_record")
         return after
 
+    def prune(self, after):
+        """Backups beyond keep_backups, never this session's; a failure is a warning (the session stands)."""
+        try:
+            done = backups.prune(os.path.join(self.home, ".backups"), self.p["keep_backups"],
+                                 [after.get("backup_path") or ""], check=self.module.check_mode)
+        except backups.BackupError as exc:
+            self.result.update(pruned=[], prune_error=str(exc))
+            return
+        except OSError as exc:
+            self.result.update(pruned=[], prune_error="cannot remove %s: %s" % (exc.filename, exc.strerror or exc))
+            return
+        self.result.update(pruned=done["removed"], prune_error=None)
+
     def release(self, session_id):
         try:
             current = locks.read_lock(self.lock)
@@ -514,12 +552,15 @@ class Session:
             faults.fault_point("rollback.started")
         if kind in FINAL:
             self.result["removed_temp_paths"] = session.remove_temp_paths(self.home, after, self.module.check_mode)
+        if kind == "completed" and self.p["keep_backups"] is not None:
+            self.prune(after)
         if release:
             action = self.release(after["session_id"])
             self.result["lock_action"] = action
             lock_changed = lock_changed or action == "released"
         self.result.update(
-            changed=state_changed or lock_changed or bool(self.result.get("removed_temp_paths")),
+            changed=(state_changed or lock_changed or bool(self.result.get("removed_temp_paths"))
+                     or bool(self.result.get("pruned"))),
             session=after,
             session_id=after["session_id"],
             next_phase=states.next_phase(after) if after["status"] == "in_progress" else None,
@@ -566,6 +607,7 @@ def main():
             lock_stale_after=dict(type="int", default=locks.DEFAULT_STALE_AFTER),
             break_lock=dict(type="bool", default=False),
             release_lock=dict(type="bool"),
+            keep_backups=dict(type="int"),
         ),
         required_if=[("state", "started", ("target_commit",)), ("state", "phase_done", ("phase",))],
         supports_check_mode=True,

@@ -215,6 +215,31 @@ def test_missing_archive_option_when_content_must_change(run_module, install) ->
     assert failed and "archive is not set" in result["msg"]
 
 
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_shipped_src_is_installed_at_archive_before_the_plan(run_module, install, tmp_path, check_mode) -> None:
+    """src: the copy the action plugin shipped (in the connection's temp dir) goes to `archive` (mode 0600,
+    atomically) and is staged from there; in check mode nothing is installed."""
+    shipped = tmp_path / "ansible-tmp" / "praxis-source.tar.gz"
+    shipped.parent.mkdir()
+    os.replace(install["args"]["archive"], str(shipped))
+    target = install["home"] / ".cache" / ("praxis-source-%s.tar.gz" % install["v2"]["commit"])
+    args = dict(install["args"], src=str(shipped), archive=str(target))
+    result, failed = run_module(praxis_content, args, check_mode=check_mode)
+    assert not failed, result.get("msg")
+    if check_mode:
+        assert not target.exists() and result["plan_path"] is None
+    else:
+        assert target.read_bytes() == shipped.read_bytes() and (target.stat().st_mode & 0o777) == 0o600
+        assert result["extracted"] and result["verified"]
+
+
+def test_src_without_archive_fails_with_next_step(run_module, install) -> None:
+    args = dict(install["args"], src=install["args"]["archive"])
+    del args["archive"]
+    result, failed = run_module(praxis_content, args)
+    assert failed and "src is set but archive is not" in result["msg"]
+
+
 @pytest.mark.parametrize("text,needle", [
     ("{broken", "not valid JSON"),
     ("[1, 2]", "not a JSON object"),

@@ -321,3 +321,38 @@ def test_check_mode_runs_for_real_and_writes_nothing(preflight, project):
     result, failed = preflight(check_mode=True)
     assert not failed and result["installed_commit"] == INSTALLED and result["venv_python_version"]
     assert snapshot(project) == before
+
+
+def test_probe_reports_the_servers_health_as_praxis_health_would(preflight, project):
+    """probe: the tools before come from this task (no separate praxis_health task): a fresh stdio server of the
+    installation, spawned in the project with PYTHONPATH=<home> and the operator's server env."""
+    from tests.unit.plugins.module_utils import mcp_test_servers as ts
+    home = Path(home_of(project))
+    (home / "mcp_server" / "__main__.py").write_text(
+        "import runpy, sys\nassert sys.argv[1:] == ['--transport', 'stdio'], sys.argv\n"
+        "sys.argv = [%r, 'mcp-stdio']\nrunpy.run_path(%r, run_name='__main__')\n" % (ts.SCRIPT, ts.SCRIPT))
+    python = home / "venv" / "bin" / "python"
+    python.unlink()
+    python.write_text('#!/bin/sh\nexec %s "$@"\n' % ts.VENV_PYTHON)  # the dev venv (it has mcp) stands in
+    python.chmod(0o755)
+    result, failed = preflight(probe=True, server_env={"PRAXIS_TEST_VAR": "x"}, health_timeout=20)
+    assert not failed, result.get("msg")
+    health = result["health"]
+    assert health["healthy"] is True and health["transport"] == "stdio" and health["url"] is None, health["errors"]
+    assert "whoami" in health["tools"] and health["errors"] == []
+    without, failed = preflight()
+    assert not failed and without["health"] is None
+
+
+def test_an_unhealthy_server_is_reported_not_failed(preflight, project):
+    """The upgrade repairs an unhealthy installation, so preflight reports it (health.healthy false) and goes on."""
+    result, failed = preflight(probe=True, health_timeout=10)
+    assert not failed, result.get("msg")
+    assert result["health"]["healthy"] is False and result["health"]["errors"]
+
+
+def test_no_probe_when_a_check_failed(preflight, project):
+    """A refused installation is not probed (nothing is spawned for it)."""
+    os.unlink(os.path.join(home_of(project), "venv", "bin", "python"))
+    result, failed = preflight(probe=True)
+    assert failed and result["health"] is None

@@ -271,6 +271,50 @@ def test_final_states_close_session_and_release_lock(state_of, home, final):
     assert again["session_id"] == started["session_id"]
 
 
+def put_backup(home, name):
+    path = os.path.join(home, ".backups", name)
+    os.makedirs(path)
+    with open(os.path.join(path, "MANIFEST.json"), "w") as handle:
+        handle.write('{"timestamp": "2026-01-01T00:00:00Z", "files": {}}')
+    return path
+
+
+def completable(state_of, backup_path):
+    state_of("started", target_commit=TARGET)
+    state_of("phase_done", phase="backup", backup_path=backup_path)
+    state_of("phase_done", phase="cleanup")
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_completed_prunes_old_backups_but_never_the_sessions_own(state_of, home, check_mode):
+    paths = [put_backup(home, "2026-01-0%d-000000" % day) for day in range(1, 6)]
+    completable(state_of, paths[0])  # the session's own backup is the oldest of all
+    result, failed = state_of("completed", keep_backups=2, check_mode=check_mode)
+    assert not failed and result["changed"] and result["prune_error"] is None
+    assert result["pruned"] == ["2026-01-02-000000", "2026-01-03-000000"]
+    left = sorted(os.listdir(os.path.join(home, ".backups")))
+    if check_mode:
+        assert left == [os.path.basename(p) for p in paths]
+    else:
+        assert left == ["2026-01-01-000000", "2026-01-04-000000", "2026-01-05-000000"]
+        assert facts(home)["status"] == "completed" and lock_of(home) is None
+
+
+def test_completed_without_keep_backups_prunes_nothing(state_of, home):
+    paths = [put_backup(home, "2026-01-0%d-000000" % day) for day in range(1, 4)]
+    completable(state_of, paths[-1])
+    result, failed = state_of("completed")
+    assert not failed and "pruned" not in result
+    assert len(os.listdir(os.path.join(home, ".backups"))) == 3
+
+
+def test_a_prune_failure_is_reported_and_the_session_completes(state_of, home):
+    completable(state_of, put_backup(home, "2026-01-01-000000"))
+    result, failed = state_of("completed", keep_backups=0)
+    assert not failed and result["pruned"] == [] and "at least 1" in result["prune_error"]
+    assert facts(home)["status"] == "completed" and lock_of(home) is None and result["lock_action"] == "released"
+
+
 def test_final_leaves_a_foreign_lock_and_warns(state_of, home):
     state_of("started", target_commit=TARGET)
     put_lock(home, session="THIEF")
