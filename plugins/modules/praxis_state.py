@@ -501,7 +501,7 @@ class Session:
         try:
             done = backups.prune(os.path.join(self.home, ".backups"), self.p["keep_backups"],
                                  [after.get("backup_path") or ""], check=self.module.check_mode)
-        except backups.BackupError as exc:
+        except (backups.BackupError, ValueError) as exc:
             self.result.update(pruned=[], prune_error=str(exc))
             return
         except OSError as exc:
