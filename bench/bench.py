@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": (TITLES["scale"], lambda: cases.scale_case(cache, args.pad_files, args.pad_mb * mib)),
         "user": (TITLES["user"], lambda: cases.user_content_case(
             cache, args.user_files, args.user_mb * mib, args.repeats)),
-        "fleet": (TITLES["fleet"], lambda: cases.fleet_case(args.fleet_sizes)),
+        "fleet": (TITLES["fleet"], lambda: cases.fleet_case(args.fleet_sizes, args.repeats)),
         "ssh": (TITLES["ssh"], lambda: cases.ssh_case(args.repeats)),
         "floor": (TITLES["floor"], lambda: cases.floor_case(
             args.floor_tasks, sorted({1, min(8, max(args.fleet_sizes))}))),
