@@ -14,6 +14,7 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.praxis.upgrade.plugins.module_utils.content import SRC_WITHOUT_ARCHIVE
 
 
 class ActionModule(ActionBase):
@@ -28,9 +29,8 @@ class ActionModule(ActionBase):
         src = args.pop("src", None)
         try:
             if src and not self._task.check_mode:
-                if not args.get("archive"):
-                    raise AnsibleActionFail("src is set but archive is not; pass archive, the path on the target "
-                                            "where the shipped source archive goes")
+                if not args.get("archive"):  # checked before shipping anything; the module checks it the same way
+                    raise AnsibleActionFail(SRC_WITHOUT_ARCHIVE)
                 local = os.path.realpath(os.path.expanduser(src))
                 if not os.path.isfile(local):
                     raise AnsibleActionFail("the source archive %s does not exist on the controller; re-run the "

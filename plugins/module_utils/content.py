@@ -36,6 +36,8 @@ MERGE_ONLY = ("usage/",)
 POLICIES = ("keep_local", "take_upstream", "fail")
 CLASSES = ("add", "update", "unchanged", "keep", "conflict", "delete", "user", "keep_removed")
 UPSTREAM_SUFFIX = ".upstream"
+# praxis_content's `src` (shipped by its action plugin) needs `archive`: the one message of both checks
+SRC_WITHOUT_ARCHIVE = "src is set but archive is not; pass archive, the path on the target where the shipped source archive goes"
 GITIGNORE_ENTRIES = (
     ".praxis-os/venv/",
     ".praxis-os/.cache/",

@@ -463,8 +463,7 @@ def main():
 def install_archive(module, src, archive):
     """The archive the action plugin shipped (src, in the connection's temporary directory) at `archive`."""
     if not archive:
-        module.fail_json(msg="src is set but archive is not; pass archive, the path on the target of the shipped "
-                             "source archive")
+        module.fail_json(msg=content.SRC_WITHOUT_ARCHIVE)
     try:
         os.makedirs(os.path.dirname(archive), exist_ok=True)
         copy_file_atomic(src, archive, 0o600)

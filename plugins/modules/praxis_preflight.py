@@ -528,10 +528,8 @@ class Preflight:
 
     def probe(self, home):
         """The server's health before the upgrade (tools before), as praxis_health would report it."""
-        result = mcp_client.probe_server("http" if self.facts["server_pid"] else "stdio", praxis_home=home,
-                                         extra_env=self.p["server_env"], timeout=self.p["health_timeout"])
-        result.update(attempts=1, log_errors=[])
-        self.facts["health"] = result
+        self.facts["health"] = mcp_client.probe_server("http" if self.facts["server_pid"] else "stdio", praxis_home=home,
+                                                       extra_env=self.p["server_env"], timeout=self.p["health_timeout"])
 
 
 def main():
