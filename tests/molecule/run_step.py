@@ -88,6 +88,25 @@ def close_control_masters(cp_dir: Path) -> None:
                        capture_output=True, timeout=10, check=False)
 
 
+def wait_host_quiet(name: str, uid: int, quiet: float = 2.0, timeout: float = 180.0) -> None:
+    """Wait until the host user has run no module process for `quiet` seconds on end. One empty sample is not
+    enough: a command the controller sent just before it died (e.g. Ansible's removal of its remote temp dir)
+    can still be started by sshd after the kill, through the SSH connection master."""
+    started = time.monotonic()
+    quiet_since = started
+    while True:
+        now = time.monotonic()
+        left = module_processes(uid)
+        if left:
+            quiet_since = now
+        elif now - quiet_since >= quiet:
+            return
+        if now - started > timeout:
+            raise SystemExit(f"run_step: {name} still runs {left} {now - started:.0f} s after the controller "
+                             "was killed")
+        time.sleep(0.1)
+
+
 def wait_for_phase(proc: subprocess.Popen[bytes], facts: Path, phase: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -142,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 at = round(time.monotonic() - started, 2)
                 if action == "kill-controller":
                     kill_run(proc)
-                    deadline = time.monotonic() + 180
-                    while module_processes(host["uid"]) and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    left = module_processes(host["uid"])
-                    if left:
-                        raise SystemExit(f"run_step: {name} still runs {left} 180 s after the controller was killed")
+                    wait_host_quiet(name, host["uid"])
                 else:
                     subprocess.run([sys.executable, str(REPO / "scripts/fleet/fleet.py"), "--state-dir",
                                     str(fleet_dir), "stop-host", str(host["index"])], check=True,
