@@ -361,6 +361,47 @@ def test_venv_copy_fallback_across_file_systems(tmp_path):
         shutil.rmtree(root)
 
 
+def links_and_dirs(root):
+    """{rel: ("link", target) | ("dir", mode)} of a tree: what a snapshot must reproduce besides its files."""
+    found = {}
+    for current, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(current, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                found[rel] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                found[rel] = ("dir", stat.S_IMODE(os.lstat(path).st_mode))
+    return found
+
+
+@pytest.mark.parametrize("cp", ["gnu", "missing", "failing"])
+def test_venv_snapshot_is_the_same_with_or_without_cp(tmp_path, monkeypatch, cp):
+    """`cp -al` beside the walk (GNU), the walk alone (no cp) and the walk after a cp that failed half-way
+    give the same snapshot: every file the live inode, symlinks as links, dir modes; and the same layout."""
+    project, home = make_install(tmp_path)
+    venv = os.path.join(home, "venv")
+    os.chmod(os.path.join(venv, "include"), 0o750)
+    if cp == "missing":
+        monkeypatch.setattr(backup.shutil, "which", lambda name: None)
+    elif cp == "failing":  # a cp that makes part of the tree, then fails: its partial tree must not remain
+        fake = tmp_path / "fake-cp"
+        write(str(fake), '#!/bin/sh\nfor last; do :; done\nmkdir -p "$last/bin"\necho half > "$last/bin/x"\nexit 1\n', 0o755)
+        monkeypatch.setattr(backup.shutil, "which", lambda name: str(fake))
+    walks = []
+    real_walk = backup._walk_venv
+    monkeypatch.setattr(backup, "_walk_venv", lambda root, mirror=None: walks.append(mirror) or real_walk(root, mirror))
+    dest = str(tmp_path / "snap")
+    layout, linked = backup.snapshot_venv(venv, dest)
+    assert linked is True
+    # GNU cp links beside a describing walk; else the walk links (after the failed cp's walk)
+    assert walks == {"gnu": [None], "missing": [dest], "failing": [None, dest]}[cp]
+    assert layout == backup._venv_state(venv)
+    assert inodes(dest) == inodes(venv)
+    assert links_and_dirs(dest) == links_and_dirs(venv)
+    assert stat.S_IMODE(os.stat(dest).st_mode) == stat.S_IMODE(os.stat(venv).st_mode)
+
+
 def test_create_without_venv_and_plan(install):
     project, home = install
     planned = backup.plan(home, PATHS, project, [".gitignore"], venv="venv")
