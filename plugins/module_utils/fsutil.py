@@ -102,8 +102,13 @@ def atomic_write_bytes(path: str, data: bytes, mode: int | None = None) -> None:
         handle.write(data)
 
 
-def atomic_write_json(path: str, obj, mode: int | None = None) -> None:
-    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+def atomic_write_json(path: str, obj, mode: int | None = None, compact: bool = False) -> None:
+    """`obj` as sorted JSON, indented for people to read; `compact` for machine-sized documents (a venv
+    layout of ~41,000 entries encodes ~4x faster without indentation: C encoder)."""
+    if compact:
+        data = (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    else:
+        data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
     atomic_write_bytes(path, data, mode)
 
 

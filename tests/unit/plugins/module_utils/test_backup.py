@@ -402,6 +402,15 @@ def test_venv_snapshot_is_the_same_with_or_without_cp(tmp_path, monkeypatch, cp)
     assert stat.S_IMODE(os.stat(dest).st_mode) == stat.S_IMODE(os.stat(venv).st_mode)
 
 
+def test_pip_freeze_runs_at_a_lower_priority_than_the_snapshot(tmp_path):
+    """The freeze runs beside the snapshot; at nice +10 it takes the idle CPU, not the snapshot's."""
+    venv = str(tmp_path / "venv")
+    write(os.path.join(venv, "bin", "python"), "#!/bin/sh\nnice\n", 0o755)  # `nice` alone prints the niceness
+    proc = backup.start_pip_freeze(venv)
+    out = backup.finish_pip_freeze(proc, venv, timeout=30)
+    assert int(out) == min(19, os.nice(0) + 10)
+
+
 def test_create_without_venv_and_plan(install):
     project, home = install
     planned = backup.plan(home, PATHS, project, [".gitignore"], venv="venv")
@@ -715,8 +724,8 @@ def test_create_flushes_once_not_per_file(install, monkeypatch):
     real_fsync, real_write_json = os.fsync, backup.atomic_write_json
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(backup, "sync_filesystem", lambda path: calls.append("sync " + path))
-    monkeypatch.setattr(backup, "atomic_write_json", lambda path, obj, *a: (
-        calls.append("write " + os.path.basename(path)), real_write_json(path, obj, *a))[1])
+    monkeypatch.setattr(backup, "atomic_write_json", lambda path, obj, *a, **kw: (
+        calls.append("write " + os.path.basename(path)), real_write_json(path, obj, *a, **kw))[1])
 
     small = do_create(project, home, now=NOW)
     few = calls.count("fsync")

@@ -125,6 +125,12 @@ def test_atomic_write_json_is_sorted_indented_and_readable(tmp_path):
     assert mode_of(target) == 0o600
 
 
+def test_atomic_write_json_compact_is_one_sorted_line(tmp_path):
+    target = tmp_path / "layout.json"
+    atomic_write_json(str(target), {"files": {"b": [1, 2, 420], "a": [3, 4, 493]}}, compact=True)
+    assert target.read_text() == '{"files":{"a":[3,4,493],"b":[1,2,420]}}\n'
+
+
 def test_read_json_round_trip_and_corruption(tmp_path):
     good = tmp_path / "good.json"
     good.write_text('{"x": 1}')
