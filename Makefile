@@ -35,7 +35,7 @@ MATRIX_PY_$(MATRIX_NEWEST) := $(PY312)
 help:
 	@echo "make demo    upgrade a local demo fleet (3 installs + 1 by install.yml) v1 -> v2 and print the report"
 	@echo "make test    run the whole test suite"
-	@echo "make bench   measure the goals of issue 10 (full sizes, ~30 min; BENCH_ARGS=--quick for a few minutes)"
+	@echo "make bench [MIRROR=<praxis-os clone>]  measure the goals of issue 10 (full sizes, ~25 min; BENCH_ARGS=--quick for a few minutes)"
 	@echo "make realworld MIRROR=<clone of honeyhiveai/praxis-os>  upgrade a REAL installation (opt-in; ~18 min cached, ~40 min first run)"
 
 setup: $(VENV)/.stamp $(COLL_LINK) $(WHEELHOUSE)/.stamp .cache/ansible-test-offline.stamp browser
@@ -140,7 +140,7 @@ release: setup
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist
 
 bench: setup
-	bench/run $(BENCH_ARGS)
+	bench/run $(if $(MIRROR),--mirror $(MIRROR)) $(BENCH_ARGS)
 
 clean:
 	rm -rf .build .cache tests/output bench/results

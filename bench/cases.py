@@ -15,7 +15,7 @@ from bench import padding, runs, sshfleet
 from bench.cpu import CpuMeter
 from bench.probe import Probe
 from bench.report import slope
-from tests.harness import BIN, ansible_env
+from tests.harness import BIN, COLLECTIONS, REPO, ansible_env
 
 
 def _phases_and_tasks(tasks: list[dict[str, Any]], host: str = "h00") -> dict[str, Any]:
@@ -86,6 +86,32 @@ def prebuild_seconds(home: Path) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+SNAPSHOT_TIMER = """
+import sys, time
+from ansible_collections.praxis.upgrade.plugins.module_utils.backup import snapshot_venv
+started = time.monotonic()
+snapshot_venv(sys.argv[1], sys.argv[2])
+print(time.monotonic() - started)
+"""
+
+
+def snapshot_vs_cp(venv: Path, workdir: Path, repeats: int) -> dict[str, float]:
+    """`cp -al` of the venv and the collection's own snapshot (`backup.snapshot_venv`, the code praxis_backup
+    runs, timed inside its process) under the same conditions: idle, warm cache, interleaved, best of
+    `repeats` each."""
+    copy = workdir / "snapshot-vs-cp"
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    cp, ours = [], []
+    for _attempt in range(repeats):
+        cp.append(runs.timed_cmd(["cp", "-al", str(venv), str(copy)]))
+        shutil.rmtree(copy)
+        out = subprocess.run([str(BIN / "python"), "-c", SNAPSHOT_TIMER, str(venv), str(copy)], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        ours.append(float(out.strip().splitlines()[-1]))
+        shutil.rmtree(copy)
+    return {"cp -al venv": min(cp), "the collection's venv snapshot, same conditions (backup.snapshot_venv)": min(ours)}
+
+
 def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     """A venv padded to real size: upgrade (probed), bare restart, cp -al vs backup, rollback, shell."""
     pad = padding.venv_padding(cache, files, total)
@@ -99,9 +125,7 @@ def scale_case(cache: Path, files: int, total: int) -> dict[str, Any]:
     host = fleet.hosts[0]
     venv_files, venv_bytes = padding.tree_size(host.home / "venv")
     try:
-        copy = fleet.workdir / "cp-al-venv"
-        seconds["cp -al venv"] = runs.timed_cmd(["cp", "-al", str(host.home / "venv"), str(copy)])
-        shutil.rmtree(copy)
+        seconds.update(snapshot_vs_cp(host.home / "venv", fleet.workdir, repeats=3))
         with Probe(host.home) as upgrade_probe:
             seconds["upgrade"], tasks = runs.upgrade_timed(fleet, "upgrade")
         prebuilt = prebuild_seconds(host.home)
@@ -242,6 +266,34 @@ def ssh_case(repeats: int, hosts: int = 4) -> dict[str, Any]:
                     "not timed). %d hosts / 1 = %.2f×, %.2f s per extra host. %s." % (
                         sshfleet.NET, sshfleet.PREFIX, hosts, many["outcomes"][many["first"]]["server_mode"], hosts,
                         ratio, marginal, ssh)}
+
+
+def real_case(mirror: Path | None) -> dict[str, Any]:
+    """The real product at real scale: scripts/realworld (upstream's own installer steps, its 2 GB venv, its
+    server and index) upgrades and rolls back one installation and runs the bare shell procedure on a second
+    one; its seconds give the real-scale goals. Not measured without a mirror of upstream (`--mirror`)."""
+    if mirror is None:
+        why = "needs a clone or bare mirror of honeyhiveai/praxis-os: make bench MIRROR=<path>"
+        return {"not_measured": why, "note": "not measured: " + why}
+    out = runs.WORK / "realworld.json"
+    out.unlink(missing_ok=True)
+    log = runs.WORK / "realworld.log"
+    with open(log, "wb") as handle:
+        rc = subprocess.run([sys.executable, str(REPO / "scripts" / "realworld"), "--mirror", str(mirror),
+                             "--no-forced", "--json", str(out)], stdout=handle, stderr=subprocess.STDOUT,
+                            check=False).returncode
+    if not out.is_file():
+        raise SystemExit("bench: scripts/realworld (rc %d) wrote no %s; see %s" % (rc, out, log))
+    doc = json.loads(out.read_text())
+    if rc != 0 or doc["failures"]:
+        raise SystemExit("bench: scripts/realworld failed (rc %d): %s; see %s and %s"
+                         % (rc, "; ".join(doc["failures"]) or "no failure recorded", doc["report"], log))
+    return {"seconds": doc["seconds"], "old": doc["old"], "new": doc["new"],
+            "note": "scripts/realworld --no-forced (the same run as `make realworld`): upstream %s -> %s in "
+                    "process mode on a real installation (its installer docs' steps, 2 GB venv, real server "
+                    "and index), then rollback; the bare shell procedure on a second installation does the same "
+                    "backup copy, pip, index rebuild and restart. Every check it makes passed; its report: %s."
+                    % (doc["old"], doc["new"], doc["report"])}
 
 
 def _ping_playbook(path: Path, tasks: int) -> Path:

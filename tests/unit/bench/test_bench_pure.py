@@ -56,17 +56,29 @@ def test_ratio_and_slope() -> None:
 def test_goals_from_a_result() -> None:
     scale = {"seconds": {"upgrade": 30.0, "shell procedure (+ first answer)": 25.0, "rollback.yml": 6.0,
                          "bare stop + start + first answer (median)": 2.0, "cp -al venv": 1.0,
-                         "praxis_backup task (venv snapshot)": 1.2},
+                         "praxis_backup task (venv snapshot)": 2.5,
+                         "the collection's venv snapshot, same conditions (backup.snapshot_venv)": 1.1,
+                         "venv snapshot inside praxis_backup (timings.venv_snapshot_s)": 1.2},
              "venv": {"files": 40000, "bytes": 2 << 30},
              "downtime": {"upgrade": {"downtime": 2.5, "windows": [{}]}, "shell": {"downtime": 20.0}}}
     fleet = {"curve": [[1, 10.0], [2, 13.0], [4, 19.0]], "marginal_per_host": 3.0}
     user = {"seconds": {"upgrade without user content (best)": 10.0, "upgrade with user content (best)": 13.0},
             "user_content": {"files": 100000, "bytes": 5 << 30}}
-    by_name = {g.name.split(" (")[0]: g for g in goals({"cases": {"scale": scale, "fleet": fleet, "user": user}})}
+    real = {"seconds": {"upgrade": 70.0, "shell": 56.0, "rollback": 14.0, "prebuild": 50.0, "downtime": 8.5}}
+    listed = goals({"cases": {"scale": scale, "fleet": fleet, "user": user, "real": real}})
+    by_name = {g.name.split(" (")[0]: g for g in listed}
     assert by_name["Downtime during an upgrade"].value == 0.5
-    assert by_name["Upgrade at real scale / bare shell procedure"].value == 1.2
+    # the real-scale goals come from the real product; the padded fixture's ratios are info
+    assert by_name["Upgrade at real scale"].value == 1.25 and by_name["Upgrade at real scale"].verdict == "pass"
     assert by_name["Rollback / upgrade at real scale"].value == 0.2
-    assert round(by_name["Venv snapshot"].value, 2) == 1.2
+    info = {g.name: g for g in listed if g.name.startswith("(info) padded fixture")}
+    assert [round(g.value, 2) for g in info.values()] == [1.2, 0.2]
+    assert round(by_name["Venv snapshot"].value, 2) == 1.1
+    assert round(by_name["(info) venv snapshot inside praxis_backup"].value, 2) == 1.2
+    assert round(by_name["(info) whole praxis_backup task"].value, 2) == 2.5
+    without = {g.name.split(" (")[0]: g for g in goals({"cases": {"scale": scale}})}
+    assert without["Upgrade at real scale"].verdict == "not measured"
+    assert "--mirror" in without["Upgrade at real scale"].detail
     projected = by_name["Fleet: 8 local installations / 1"]
     assert "PROJECTED" in projected.name and projected.value == (10.0 + 7 * 3.0) / 10.0
     assert by_name["User content"].value == 3.0 and by_name["User content"].verdict == "FAIL"
