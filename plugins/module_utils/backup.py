@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from ansible_collections.praxis.upgrade.plugins.module_utils.child import tied_to_module
 from ansible_collections.praxis.upgrade.plugins.module_utils.faults import fault_point
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     UnsafePathError,
@@ -160,26 +161,17 @@ def _freeze_hint(venv_path: str) -> str:
             % os.path.join(venv_path, "bin", "python"))
 
 
-def _yield_cpu() -> None:
-    """In the freeze's child before exec: run at a lower priority, so on a busy host the snapshot beside it
-    (the part that must stay close to `cp -al`) is not slowed; the freeze takes the idle time and is
-    waited for at the end."""
-    try:
-        os.nice(10)
-    except OSError:
-        pass
-
-
 def start_pip_freeze(venv_path: str) -> "subprocess.Popen[bytes]":
     """Start `<venv>/bin/python -m pip freeze` (no network); `finish_pip_freeze` collects it. It only
-    reads the venv, so it runs beside the backup's copies and snapshot (it takes ~0.5 s at real size)."""
+    reads the venv, so it runs beside the backup's copies and snapshot (it takes ~0.5 s at real size), at nice
+    +10: it only has to be done by the end, the snapshot beside it should keep the CPU."""
     python = os.path.join(venv_path, "bin", "python")
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     for name in ("PYTHONPATH", "PYTHONHOME"):
         env.pop(name, None)
     try:
         return subprocess.Popen([python, "-m", "pip", "freeze"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, preexec_fn=_yield_cpu)
+                                stderr=subprocess.PIPE, env=env, preexec_fn=tied_to_module(nice=10))
     except OSError as exc:
         raise BackupError("cannot run %s (%s); %s" % (python, exc.strerror or exc, _freeze_hint(venv_path))) from exc
 
@@ -351,7 +343,7 @@ def _cp_link_tree(venv_path: str, dest: str) -> Optional[VenvManifest]:
         return None
     try:
         proc = subprocess.Popen([cp, "-alT", "--", venv_path, dest], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=tied_to_module())
     except OSError:
         return None
     try:

@@ -21,6 +21,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import faults, state
+from ansible_collections.praxis.upgrade.plugins.module_utils.child import tied_to_module
 from ansible_collections.praxis.upgrade.plugins.module_utils.requirements import requirements_file_key
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     copy_file_hashed,
@@ -375,10 +376,11 @@ def ensure_dependencies(praxis_home: str, previous_requirements_sha256: Optional
 def run_venv_tool(argv: List[str], cwd: str, env: Dict[str, str], timeout: float,
                   fault: str) -> Tuple[Optional[int], str]:
     """Run a tool of the venv (pip, the index builder) in this process group - a killed run takes it
-    along - with stdout and stderr captured together; (exit code, output), exit code None when it ran
+    along - and tied to this module (it dies with it: no writer outlives a killed module), with stdout and
+    stderr captured together; (exit code, output), exit code None when it ran
     out of time (it was killed). OSError when it cannot start. ``fault``: its fault point's name."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=tied_to_module())
     faults.fault_point(fault)
     try:
         out = proc.communicate(timeout=timeout)[0]
