@@ -77,5 +77,6 @@ def test_nice_lowers_only_the_child():
 
 def test_without_prctl_it_still_runs(monkeypatch):
     monkeypatch.setattr(child, "_prctl", lambda: None)
-    out = subprocess.run(["sh", "-c", "echo ok"], preexec_fn=child.tied_to_module(), capture_output=True, text=True)
+    out = subprocess.run(["sh", "-c", "echo ok"], preexec_fn=child.tied_to_module(), capture_output=True, text=True,
+                         check=True)
     assert out.stdout == "ok\n"
