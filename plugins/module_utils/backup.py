@@ -339,7 +339,7 @@ def _cp_link_tree(venv_path: str, dest: str) -> Optional[VenvManifest]:
     ~1.5x that on a real venv). None where that cp is missing (BSD, busybox) or fails (links refused, another
     file system): nothing is left at `dest` and the caller's own walk links or copies."""
     cp = shutil.which("cp")
-    if not cp or os.path.lexists(dest):
+    if not cp or os.path.lexists(dest) or not _is_real_dir(venv_path):  # cp -a would copy a symlink as one
         return None
     try:
         proc = subprocess.Popen([cp, "-alT", "--", venv_path, dest], stdin=subprocess.DEVNULL,
