@@ -24,6 +24,7 @@ import sys
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.praxis.upgrade.plugins.module_utils import installs, lock
+from ansible_collections.praxis.upgrade.plugins.module_utils.child import tied_to_module
 from ansible_collections.praxis.upgrade.plugins.module_utils.manifest import BASE_MANIFEST
 from ansible_collections.praxis.upgrade.plugins.module_utils.fsutil import (
     atomic_write_bytes,
@@ -256,7 +257,7 @@ def create_venv(home: str, python: Optional[str] = None, check: bool = False, ti
         return {"venv": venv, "created": True, "python": python}
     try:
         done = subprocess.run([python, "-m", "venv", venv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False, preexec_fn=tied_to_module())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InstallError("`%s -m venv %s` did not run (%s). Next: install python3-venv on the target and re-run"
                            % (python, venv, exc))

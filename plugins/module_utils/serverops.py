@@ -413,7 +413,7 @@ def _post_install(argv: List[str], cwd: str, timeout: float, env: Optional[Dict[
     shown = " ".join(argv)
     try:
         done = subprocess.run(argv, cwd=cwd, env=venv_tool_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False, preexec_fn=tied_to_module())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return ["optional post-install step `%s` did not run: %s (the upgrade continues)" % (shown, exc)]
     if done.returncode != 0:
