@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -383,16 +384,18 @@ def test_dual_mode_serves_http_until_stdin_closes(project_v2: tuple[Path, dict[s
 def test_dual_start_that_loses_the_port_race_is_retried(project_v1: tuple[Path, dict[str, Any]],
                                                         project_v2: tuple[Path, dict[str, Any]]) -> None:
     # a server checks a port, then binds it; two started together check the same port and the slower
-    # binder exits with `address already in use` (CI saw it between two test workers): the helper retries
+    # binder exits with `address already in use` (CI saw it between two test workers): the helper retries.
+    # Both check the port within a second of each other; the winner binds 3 s after its check, the other 5 s.
     first, second = project_v1[0], project_v2[0]
+    first_port = random.randrange(30000, 40000, 100)  # away from 4242 and the fidelity test's ports: only these two race
     with open(fx.log_file(first), "ab") as log:
-        winner = subprocess.Popen(fx.server_command(first, "dual"), cwd=first,
-                                  env=fx.server_env(first, {"PRAXIS_FIXTURE_BIND_DELAY_S": "1.5"}),
+        winner = subprocess.Popen(fx.server_command(first, "dual") + ["--port", str(first_port)], cwd=first,
+                                  env=fx.server_env(first, {"PRAXIS_FIXTURE_BIND_DELAY_S": "3"}),
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
     offset = fx.log_file(second).stat().st_size if fx.log_file(second).exists() else 0
     proc = None
     try:
-        proc, url = fx.start_dual_server(second, {"PRAXIS_FIXTURE_BIND_DELAY_S": "3"})
+        proc, url = fx.start_dual_server(second, {"PRAXIS_FIXTURE_BIND_DELAY_S": "5"}, port=first_port)
         assert mcp_session(url)["tools"] == fx.EXPECTED_TOOLS["v2"]
         assert fx.read_state(second)["pid"] == proc.pid
         lost = fx.log_file(second).read_text(errors="replace")[offset:].count("address already in use")
