@@ -255,10 +255,13 @@ def test_http_server_state_file_handshake_and_sigint(project_v1: tuple[Path, dic
     finally:
         stopped1 = fx.stop_server(p1)
     assert stopped1 == {"pid": pid1, "was_running": True, "signal": "SIGINT", "state_file_left": False}
-    lines = fx.log_file(p1).read_text().splitlines()
+    text = fx.log_file(p1).read_text()
+    lines = text.splitlines()
     # like upstream's uvicorn: every signalled shutdown overruns the graceful timeout with an ERROR line
-    assert [line for line in lines if "ERROR" in line] == [UVICORN_SHUTDOWN_ERROR]
-    assert lines and all(LOG_LINE.match(line) for line in lines if line != UVICORN_SHUTDOWN_ERROR), lines
+    # (a start that lost the port race to another test's server logs its own, and start_http_server retried it)
+    assert fx.error_lines(text) == [UVICORN_SHUTDOWN_ERROR]
+    assert lines and all(LOG_LINE.match(line) for line in lines
+                         if line != UVICORN_SHUTDOWN_ERROR and fx.LOST_PORT_RACE not in line), lines
 
 
 @pytest.mark.slow

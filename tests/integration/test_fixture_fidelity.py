@@ -66,8 +66,7 @@ def test_index_table_per_version_flag_rebuild_and_empty_search_without_table(
         assert "[WARNING] mcp_server.rag: Failed to initialize LanceDB: Table 'praxis_os_standards' was not " \
                "found" in log and "grep fallback will be used" in log
         # a start that lost the port race to another test's server logs that and is retried by start_http_server
-        assert [line for line in log.splitlines() if "ERROR" in line and line != UVICORN_SHUTDOWN_ERROR
-                and "address already in use" not in line] == []
+        assert [line for line in fx.error_lines(log) if line != UVICORN_SHUTDOWN_ERROR] == []
     finally:
         fx.stop_server(v2)
 
